@@ -1,0 +1,48 @@
+"""Packaging for Tessera; also what ships the code to Dataflow workers (--setup_file ./setup.py)."""
+import setuptools
+
+VERSION = "0.1.0"
+
+INSTALL_REQUIRES = [
+    "apache-beam[gcp]>=2.60",
+    "tensorflow-cpu>=2.16",
+    "jax>=0.4.30",
+    "flax>=0.10",
+    "optax>=0.2",
+    "numpy>=1.26",
+    "rasterio>=1.3",
+    "shapely>=2.0",
+    "geopandas>=1.0",
+    "pyproj>=3.6",
+    "gcsfs>=2024.2",
+    "pyarrow>=15",
+    "pandas>=2.1",
+    "s2sphere>=0.2.5",
+    "openlocationcode>=1.0.1",
+    "mlxtend>=0.23",
+    "scikit-learn>=1.4",
+    "scipy>=1.11",
+    "matplotlib>=3.8",
+    "pillow>=10",
+    "jsonschema>=4.20",
+    "pyyaml>=6",
+    "rapidocr-onnxruntime>=1.3",
+    "onnxruntime>=1.17",
+    "sentencepiece>=0.2",
+]
+
+setuptools.setup(
+    name="tessera",
+    version=VERSION,
+    description="Vision research workloads as Apache Beam pipelines.",
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=["pipelines*", "models*", "transforms*", "schemas*"]),
+    package_data={"models": ["weights/*.msgpack", "weights/*.json", "weights/*.md"], "schemas": ["*.json", "*.md"]},
+    include_package_data=True,
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "gpu": ["jax[cuda12]"],
+        "test": ["pytest>=8", "pytest-xdist>=3"],
+    },
+    entry_points={"console_scripts": ["tessera=pipelines.cli:main"]},
+)
