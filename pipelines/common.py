@@ -1,0 +1,71 @@
+"""Plumbing every workload's `main` shares: flag splitting, the accelerator flag, running."""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from typing import Any, Callable
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+BEAM_FLAGS_HELP = (
+    "Flags this workload does not know are handed to Beam's PipelineOptions, e.g. "
+    "--runner DataflowRunner --project P --region R --temp_location gs://B/tmp "
+    "--setup_file ./setup.py (CPU workers), plus --sdk_container_image IMAGE "
+    "--accelerator 'type:nvidia-l4;count:1;install-nvidia-driver' for GPU workers.")
+
+
+def make_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """ArgumentParser whose help shows the module docstring (local and Dataflow commands)."""
+    return argparse.ArgumentParser(prog=prog, description=doc, epilog=BEAM_FLAGS_HELP,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_accelerator_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accelerator", default=None,
+        help="Beam resource hint for the model stage only, e.g. "
+             "'type:nvidia-l4;count:1;install-nvidia-driver'. Default: none (CPU).")
+
+
+def parse_pipeline_args(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """Workload flags via parse_known_args; the rest become PipelineOptions."""
+    args, beam_args = parser.parse_known_args(argv)
+    return args, PipelineOptions(beam_args)
+
+
+def counters(result) -> dict[str, int]:
+    """Committed counter values of a finished pipeline, as {'namespace:name': value}."""
+    out: dict[str, int] = {}
+    try:
+        query = result.metrics().query(MetricsFilter())
+    except (NotImplementedError, AttributeError):
+        return out
+    for c in query["counters"]:
+        name = f"{c.key.metric.namespace}:{c.key.metric.name}"
+        value = c.committed if c.committed is not None else c.attempted
+        out[name] = out.get(name, 0) + int(value or 0)
+    return dict(sorted(out.items()))
+
+
+def run_pipeline(build_fn: Callable[[beam.Pipeline, Any], Any], config: Any,
+                 options: PipelineOptions) -> dict[str, int]:
+    """Build and run a workload, wait for it, log and return its counters."""
+    start = time.monotonic()
+    pipeline = beam.Pipeline(options=options)
+    build_fn(pipeline, config)
+    result = pipeline.run()
+    result.wait_until_finish()
+    values = counters(result)
+    logging.info("finished in %.1f s", time.monotonic() - start)
+    for name, value in values.items():
+        logging.info("  %s = %d", name, value)
+    return values
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("absl", "jax._src", "tensorflow", "apache_beam.runners.portability"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
