@@ -6,6 +6,7 @@ VERSION = "0.1.0"
 INSTALL_REQUIRES = [
     "apache-beam[gcp]>=2.60",
     "tensorflow-cpu>=2.16",
+    "tensorflow-hub>=0.16",  # imported by Beam's TF model handler
     "jax>=0.4.30",
     "flax>=0.10",
     "optax>=0.2",
