@@ -30,6 +30,7 @@ INSTALL_REQUIRES = [
     "rapidocr-onnxruntime>=1.3",
     "onnxruntime>=1.17",
     "sentencepiece>=0.2",
+    "google-crc32c>=1.5",
 ]
 
 setuptools.setup(

@@ -1,0 +1,115 @@
+"""SigLIP image encoder (big_vision `models/vit.py` with pool_type="none") as pure JAX functions.
+
+Parameters are nested dicts named exactly like big_vision's flax modules, in the scanned layout
+(`Transformer/encoderblock/...` with a leading layer axis), so a checkpoint's `img/...` subtree is
+the parameter tree as is. PaliGemma keeps every patch token: the `head` Dense projects each token
+to the LLM width (it is the "linear projection" of the paper).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models.paligemma.configs import VisionConfig
+
+LN_EPS = 1e-6  # flax.linen.LayerNorm default.
+
+
+def layer_norm(x, p):
+    x32 = x.astype(jnp.float32)
+    mean = jnp.mean(x32, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+    y = (x32 - mean) * jax.lax.rsqrt(var + LN_EPS)
+    return (y * p["scale"] + p["bias"]).astype(x.dtype)
+
+
+def _mha(p, x):
+    """flax MultiHeadDotProductAttention self-attention (DenseGeneral q/k/v/out)."""
+    q = jnp.einsum("BLD,DNH->BLNH", x, p["query"]["kernel"]) + p["query"]["bias"]
+    k = jnp.einsum("BLD,DNH->BLNH", x, p["key"]["kernel"]) + p["key"]["bias"]
+    v = jnp.einsum("BLD,DNH->BLNH", x, p["value"]["kernel"]) + p["value"]["bias"]
+    q = q / jnp.sqrt(q.shape[-1]).astype(q.dtype)
+    logits = jnp.einsum("BTNH,BSNH->BNTS", q, k).astype(jnp.float32)
+    probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+    y = jnp.einsum("BNTS,BSNH->BTNH", probs, v)
+    return jnp.einsum("BTNH,NHD->BTD", y, p["out"]["kernel"]) + p["out"]["bias"]
+
+
+def _mlp(p, x):
+    h = x @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
+    h = jax.nn.gelu(h, approximate=True)  # flax nn.gelu default.
+    return h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
+
+
+def _block(p, x):
+    """Pre-LN encoder block: x + MHA(LN(x)), then x + MLP(LN(x))."""
+    x = x + _mha(p["MultiHeadDotProductAttention_0"], layer_norm(x, p["LayerNorm_0"]))
+    return x + _mlp(p["MlpBlock_0"], layer_norm(x, p["LayerNorm_1"]))
+
+
+def patchify(images, patch):
+    """[B, H, W, C] -> [B, (H/p)*(W/p), p*p*C] in the (row, col, channel) order of an HWIO conv."""
+    b, h, w, c = images.shape
+    x = images.reshape(b, h // patch, patch, w // patch, patch, c)
+    return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, (h // patch) * (w // patch), patch * patch * c)
+
+
+def encode(params, images, cfg: VisionConfig):
+    """images float [B, R, R, 3] in [-1, 1] -> tokens [B, (R/14)^2, LLM width] (ViT width if no
+    head)."""
+    if images.shape[1] % cfg.patch_size or images.shape[2] % cfg.patch_size:
+        raise ValueError(f"image size {images.shape[1:3]} is not a multiple of {cfg.patch_size}")
+    kernel = params["embedding"]["kernel"]
+    x = patchify(images.astype(kernel.dtype), cfg.patch_size)
+    # A stride-p VALID conv is exactly this matmul over flattened patches.
+    x = x @ kernel.reshape(-1, kernel.shape[-1]) + params["embedding"]["bias"]
+    x = x + params["pos_embedding"].astype(x.dtype)
+
+    def step(carry, block_params):
+        return _block(block_params, carry), None
+
+    x, _ = jax.lax.scan(step, x, params["Transformer"]["encoderblock"])
+    x = layer_norm(x, params["Transformer"]["encoder_norm"])
+    if "head" in params:
+        x = x @ params["head"]["kernel"] + params["head"]["bias"]
+    return x
+
+
+def init_params(rng: np.random.Generator, cfg: VisionConfig, out_dim: int | None,
+                dtype=np.float32) -> dict:
+    """Random parameters with big_vision names/shapes (scanned layout); for tests and benchmarks."""
+    w, m, n, depth, patch = cfg.width, cfg.mlp_dim, cfg.num_heads, cfg.depth, cfg.patch_size
+    hd = w // n
+
+    def normal(shape, fan_in):
+        return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(dtype)
+
+    def small(shape):
+        return (0.02 * rng.standard_normal(shape)).astype(dtype)
+
+    def ln():
+        return {"scale": np.ones((depth, w), dtype) + small((depth, w)), "bias": small((depth, w))}
+
+    block = {
+        "LayerNorm_0": ln(), "LayerNorm_1": ln(),
+        "MlpBlock_0": {
+            "Dense_0": {"kernel": normal((depth, w, m), w), "bias": small((depth, m))},
+            "Dense_1": {"kernel": normal((depth, m, w), m), "bias": small((depth, w))},
+        },
+        "MultiHeadDotProductAttention_0": {
+            **{name: {"kernel": normal((depth, w, n, hd), w), "bias": small((depth, n, hd))}
+               for name in ("query", "key", "value")},
+            "out": {"kernel": normal((depth, n, hd, w), w), "bias": small((depth, w))},
+        },
+    }
+    params = {
+        "embedding": {"kernel": normal((patch, patch, 3, w), patch * patch * 3),
+                      "bias": small((w,))},
+        "pos_embedding": small((1, cfg.num_patches, w)),
+        "Transformer": {"encoderblock": block,
+                        "encoder_norm": {"scale": np.ones((w,), dtype), "bias": small((w,))}},
+    }
+    if out_dim:
+        params["head"] = {"kernel": normal((w, out_dim), w), "bias": small((out_dim,))}
+    return params

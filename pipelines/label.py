@@ -1,0 +1,189 @@
+"""`tessera label`: batch-label an image corpus with OCR, PaliGemma or a TF SavedModel classifier.
+
+read (image globs, or Parquet/TFRecord of encoded images) -> skip keys already done (--resume)
+-> size probe -> group by (size bucket, shard) into batches -> decode (EXIF, RGB, bomb check)
+-> RunInference(handler).with_exception_handling() -> Parquet shards (LABEL_SCHEMA) in labels/,
+dead letters (key, stage, reason) in errors/, then manifest.json and COMPLETED.
+
+Local:
+  tessera label --input 'scans/*.png' --output out/ocr --model ocr
+  tessera label --input 'out/mixture/*.parquet' --output out/captions \\
+      --model paligemma:ckpt/pt_224.npz,ckpt/tokenizer.model --prompt 'caption en' --batch-size 16
+  tessera label --input 'photos/*.jpg' --output out/cls --model savedmodel:models/mobilenet
+  (a killed run continues with the same command plus --resume)
+
+Dataflow, GPU workers (the model stage only gets the accelerator hint):
+  tessera label --input 'gs://B/images/*.jpg' --output gs://B/labels/run1 \\
+      --model paligemma:gs://B/ckpt/pt_224.npz,gs://B/ckpt/tokenizer.model --prompt 'caption en' \\
+      --batch-size 64 --accelerator 'type:nvidia-l4;count:1;install-nvidia-driver' \\
+      --runner DataflowRunner --project P --region us-central1 --temp_location gs://B/tmp \\
+      --setup_file ./setup.py --sdk_container_image IMAGE_WITH_CUDA_JAX \\
+      --machine_type g2-standard-8 --experiments use_runner_v2 --number_of_worker_harness_threads 1
+Dataflow, CPU workers (OCR): same without --accelerator/--sdk_container_image, --model ocr.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from models.label_registry import make_handler, parse_model
+from pipelines import common
+from transforms import image_decode
+from transforms.label_inputs import ERRORS_SUBDIR, LABELS_SUBDIR, ReadDoneKeys, ReadLabelInputs
+from transforms.label_stages import BatchBySizeBucket, LabelBatches, WriteLabelShards
+from transforms.outputs import FinalizeOutput, WriteDeadLetters, is_complete, join
+
+WORKLOAD = "label"
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelConfig:
+    inputs: tuple[str, ...]
+    output: str
+    model: str
+    prompt: str = ""
+    batch_size: int = 8
+    resume: bool = False
+    accelerator: str | None = None
+    input_format: str = "auto"
+    image_column: str | None = None
+    key_column: str | None = None
+    max_pixels: int = image_decode.DEFAULT_MAX_PIXELS
+    max_file_bytes: int = 256 << 20
+    bucket_shards: int = 16
+    rows_per_shard: int = 5000
+    run_id: str = "run"
+    resolution: int | None = None
+    max_decode_len: int | None = None
+    top_k: int = 5
+
+
+def build(pipeline: beam.Pipeline, config: LabelConfig) -> dict:
+    """Wire the label stages; returns the named output PCollections."""
+    spec = parse_model(config.model)
+    handler = make_handler(spec, batch_size=config.batch_size, accelerator=config.accelerator,
+                           resolution=config.resolution, max_decode_len=config.max_decode_len,
+                           top_k=config.top_k)
+    if config.resume:
+        done = pipeline | "ReadDoneKeys" >> ReadDoneKeys(config.output)
+    else:
+        done = pipeline | "NoDoneKeys" >> beam.Create([], reshuffle=False).with_output_types(str)
+    read_step = ReadLabelInputs(
+        list(config.inputs), done, input_format=config.input_format,
+        image_column=config.image_column, key_column=config.key_column,
+        max_file_bytes=config.max_file_bytes)
+    read = pipeline | "ReadInputs" >> read_step
+    batches = read["main"] | "BatchBySizeBucket" >> BatchBySizeBucket(
+        config.batch_size, prompt=config.prompt, num_shards=config.bucket_shards,
+        max_pixels=config.max_pixels)
+    labelled = batches["main"] | "Label" >> LabelBatches(handler, config.accelerator)
+    shards = labelled["main"] | "WriteLabels" >> WriteLabelShards(
+        join(config.output, LABELS_SUBDIR), config.rows_per_shard)
+    dead = ((read["dead"], batches["dead"], labelled["dead"])
+            | "FlattenDeadLetters" >> beam.Flatten())
+    dead_files = dead | "WriteErrors" >> WriteDeadLetters(
+        config.output, subdir=ERRORS_SUBDIR, prefix=f"dead_letters-{config.run_id}")
+    manifest = {"labelled": labelled["main"], "errors": dead, "label_shards": shards,
+                "error_files": dead_files} | "Finalize" >> FinalizeOutput(
+        config.output, workload=WORKLOAD, config=dataclasses.asdict(config),
+        inputs=input_fingerprint(config, read_step.input_format), model_path=model_file(spec),
+        extra={"model": spec.name, "run_id": config.run_id})
+    return {"labels": labelled["main"], "dead_letters": dead, "shards": shards,
+            "manifest": manifest}
+
+
+def input_fingerprint(config: LabelConfig, input_format: str):
+    """Record files (few, large) are fingerprinted; image globs (maybe millions of files) are
+    recorded as patterns only, so the driver never lists or hashes a whole corpus."""
+    if input_format == "images":
+        return {"patterns": list(config.inputs), "fingerprinted": False}
+    return list(config.inputs)
+
+
+def model_file(spec) -> str | None:
+    """The file whose checksum the manifest records (OCR weights are the pinned wheel's)."""
+    if spec.kind == "paligemma":
+        if spec.tokenizer:
+            return spec.path
+        from models.paligemma.handler import resolve_paths
+        return resolve_paths(spec.path)[0]
+    if spec.kind == "savedmodel":
+        return join(spec.path, "saved_model.pb")
+    return None
+
+
+def existing_outputs(output: str) -> list[str]:
+    """Label shards or dead-letter files already under `output`."""
+    patterns = [join(output, LABELS_SUBDIR, "*.parquet"), join(output, ERRORS_SUBDIR, "*.jsonl")]
+    return [m.path for r in FileSystems.match(patterns) for m in r.metadata_list]
+
+
+def prepare_output(config: LabelConfig) -> None:
+    """Refuse to mix runs unless --resume; a resumed run replaces the old COMPLETED marker."""
+    existing = existing_outputs(config.output)
+    if existing and not config.resume:
+        raise SystemExit(f"{config.output} already holds {len(existing)} output files; "
+                         "pass --resume to continue it or choose a new --output")
+    if config.resume and is_complete(config.output):
+        # The new run may add shards; COMPLETED must only describe a finished whole again.
+        FileSystems.delete([join(config.output, "COMPLETED")])
+
+
+def parse_args(argv):
+    parser = common.make_parser("tessera label", __doc__)
+    parser.add_argument("--input", required=True, action="append",
+                        help="glob of images (jpg/png/tiff/webp) or of Parquet/TFRecord files; "
+                             "repeatable")
+    parser.add_argument("--output", required=True, help="output directory (local or gs://)")
+    parser.add_argument("--model", required=True,
+                        help="ocr | paligemma:CKPT.npz|DIR[,TOKENIZER.model] | savedmodel:DIR")
+    parser.add_argument("--prompt", default="", help="PaliGemma prompt, e.g. 'caption en'")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--resume", action="store_true",
+                        help="skip keys already labelled (or dead-lettered) in --output")
+    parser.add_argument("--input-format", choices=["auto", "images", "parquet", "tfrecord"],
+                        default="auto")
+    parser.add_argument("--image-column", default=None,
+                        help="Parquet column / TFRecord feature with encoded image bytes "
+                             "(default: first of image/encoded, image, ...)")
+    parser.add_argument("--key-column", default=None,
+                        help="column / feature with the record id (default: id, key, ...)")
+    parser.add_argument("--max-pixels", type=int, default=image_decode.DEFAULT_MAX_PIXELS,
+                        help="larger images are refused as decompression bombs")
+    parser.add_argument("--bucket-shards", type=int, default=16,
+                        help="parallel batchers per size bucket")
+    parser.add_argument("--resolution", type=int, default=None, help="PaliGemma: 224, 448 or 896")
+    parser.add_argument("--max-decode-len", type=int, default=None, help="PaliGemma answer tokens")
+    parser.add_argument("--top-k", type=int, default=5, help="SavedModel classes per image")
+    parser.add_argument("--run-id", default=None, help="names this run's error files "
+                        "(default: UTC timestamp)")
+    common.add_accelerator_flag(parser)
+    return common.parse_pipeline_args(parser, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    common.setup_logging()
+    args, options = parse_args(sys.argv[1:] if argv is None else argv)
+    import datetime
+    run_id = args.run_id or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    config = LabelConfig(
+        inputs=tuple(args.input), output=args.output, model=args.model, prompt=args.prompt,
+        batch_size=args.batch_size, resume=args.resume, accelerator=args.accelerator,
+        input_format=args.input_format, image_column=args.image_column,
+        key_column=args.key_column, max_pixels=args.max_pixels, bucket_shards=args.bucket_shards,
+        run_id=run_id, resolution=args.resolution, max_decode_len=args.max_decode_len,
+        top_k=args.top_k)
+    prepare_output(config)
+    counts = common.run_pipeline(build, config, options)
+    logging.info("label: inputs=%s labelled=%s skipped_done=%s dead_letters=%s",
+                 counts.get("label:inputs", 0), counts.get("label:labelled", 0),
+                 counts.get("label:skipped_done", 0), counts.get("dead_letters:total", 0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
