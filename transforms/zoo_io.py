@@ -1,0 +1,212 @@
+"""Reading and writing the zoo in the released Small CNN Zoo layout (local or gs:// via FileSystems).
+
+Workers write one shard per population (`shards/pop-XXXXX.npy` with the weight rows and
+`pop-XXXXX.csv` with the metrics rows, network-major, networks in index order). The final step
+merges the shards by network index (a k-way merge that holds one network per shard, never the
+zoo) into `weights.npy`, `metrics.csv.gz` and `index.parquet`, each written to a temporary name
+and renamed.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import heapq
+import io
+import os
+import tempfile
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from models import small_cnn
+from transforms.outputs import atomic_write_text, join
+
+METRIC_NAMES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+CONFIG_COLUMNS = ("config.optimizer", "config.activation", "config.w_init", "config.init_std",
+                  "config.learning_rate", "config.l2reg", "config.dropout", "config.train_fraction",
+                  "config.b_init", "config.dataset")
+COLUMNS = ("network_index", "step", "diverged") + CONFIG_COLUMNS + METRIC_NAMES
+NUMERIC_CONFIG = ("config.init_std", "config.learning_rate", "config.l2reg", "config.dropout",
+                  "config.train_fraction")
+REQUIRED_FILES = ("weights.npy", "metrics.csv.gz", "layout.csv")
+
+
+class ZooFormatError(ValueError):
+    """A zoo directory that is missing files or whose files disagree."""
+
+
+def _create(path: str):
+    if "://" not in path:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def _rename_over(tmp: str, path: str) -> None:
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def _npy_header(shape: tuple, dtype=np.float32) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def write_shard(output_dir: str, name: str, weights: np.ndarray, rows: list[dict]) -> dict:
+    """Atomically write one population's weight rows and metrics rows; returns its descriptor."""
+    base = join(output_dir, "shards", name)
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(weights, np.float32), allow_pickle=False)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    for path, data in ((base + ".npy", buf.getvalue()), (base + ".csv", text.getvalue().encode())):
+        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        with _create(tmp) as f:
+            f.write(data)
+        _rename_over(tmp, path)
+    indices = sorted({int(r["network_index"]) for r in rows})
+    return {"name": name, "indices": indices, "rows": len(rows), "dir": output_dir}
+
+
+def _read_shard(desc: dict, row_bytes: int):
+    """Yield (network_index, weight bytes, csv rows) per network of one shard, streaming."""
+    base = join(desc["dir"], "shards", desc["name"])
+    with FileSystems.open(base + ".npy") as wf, FileSystems.open(base + ".csv") as mf:
+        np.lib.format.read_magic(wf)
+        shape, _, _ = np.lib.format.read_array_header_1_0(wf)
+        reader = csv.DictReader(io.TextIOWrapper(mf, encoding="utf-8"))
+        per_net = desc["rows"] // max(len(desc["indices"]), 1)
+        for index in desc["indices"]:
+            rows = [next(reader) for _ in range(per_net)]
+            if any(int(r["network_index"]) != index for r in rows):
+                raise ZooFormatError(f"shard {desc['name']}: rows out of order at network {index}")
+            yield index, wf.read(row_bytes * per_net), rows
+
+
+def assemble(output_dir: str, shards: list[dict], num_params: int = small_cnn.NUM_PARAMS) -> list[str]:
+    """Merge population shards by network index into weights.npy, metrics.csv.gz, index.parquet.
+
+    Memory is one network per shard plus one Parquet batch; shards are deleted afterwards.
+    """
+    row_bytes = num_params * 4
+    total_rows = sum(s["rows"] for s in shards)
+    paths = {k: join(output_dir, k) for k in ("weights.npy", "metrics.csv.gz", "index.parquet")}
+    tmps = {k: f"{p}.tmp-{uuid.uuid4().hex[:8]}" for k, p in paths.items()}
+    merged = heapq.merge(*[_read_shard(s, row_bytes) for s in shards], key=lambda item: item[0])
+    local_parquet = tempfile.NamedTemporaryFile(suffix=".parquet", delete=False).name
+    index_batch, row = [], 0
+    parquet = None
+    with _create(tmps["weights.npy"]) as wf, _create(tmps["metrics.csv.gz"]) as raw:
+        wf.write(_npy_header((total_rows, num_params)))
+        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:  # mtime=0: byte-identical reruns
+            text = io.TextIOWrapper(gz, encoding="utf-8", newline="")
+            writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            for index, data, rows in merged:
+                wf.write(data)
+                writer.writerows(rows)
+                index_batch.append(_index_row(index, row, rows))
+                row += len(rows)
+                if len(index_batch) >= 10_000:
+                    parquet = _write_index_batch(parquet, local_parquet, index_batch)
+                    index_batch = []
+            text.flush()
+            text.detach()
+    parquet = _write_index_batch(parquet, local_parquet, index_batch)
+    parquet.close()
+    with open(local_parquet, "rb") as src, _create(tmps["index.parquet"]) as dst:
+        dst.write(src.read())
+    os.unlink(local_parquet)
+    for key in paths:
+        _rename_over(tmps[key], paths[key])
+    shard_files = [join(s["dir"], "shards", s["name"] + ext) for s in shards for ext in (".npy", ".csv")]
+    FileSystems.delete(shard_files)
+    return list(paths.values())
+
+
+def _index_row(index: int, start: int, rows: list[dict]) -> dict:
+    last = rows[-1]
+    return {"network_index": index, "row_start": start, "row_end": start + len(rows),
+            "diverged": last["diverged"] in ("True", "1", True),
+            **{c: (_to_float(last[c]) if c in NUMERIC_CONFIG else str(last[c])) for c in CONFIG_COLUMNS},
+            "final_step": int(last["step"]), "final_test_accuracy": _to_float(last["test_accuracy"])}
+
+
+def _to_float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _write_index_batch(writer, path: str, batch: list[dict]):
+    if not batch and writer is not None:
+        return writer
+    table = pa.Table.from_pylist(batch) if batch else pa.table({"network_index": pa.array([], pa.int64())})
+    if writer is None:
+        writer = pq.ParquetWriter(path, table.schema)
+    writer.write_table(table)
+    return writer
+
+
+def write_layout(output_dir: str, channels: int = 1) -> str:
+    path = join(output_dir, "layout.csv")
+    atomic_write_text(path, small_cnn.layout_csv(channels))
+    return path
+
+
+def check_zoo(zoo_dir: str) -> None:
+    """Raise ZooFormatError unless the release files exist and agree with each other."""
+    missing = [f for f in REQUIRED_FILES if not FileSystems.exists(join(zoo_dir, f))]
+    if missing:
+        raise ZooFormatError(f"{zoo_dir} is not a zoo directory: missing {', '.join(missing)}")
+
+
+def read_layout(zoo_dir: str):
+    with FileSystems.open(join(zoo_dir, "layout.csv")) as f:
+        try:
+            return small_cnn.parse_layout_csv(f.read().decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ZooFormatError(f"{zoo_dir}/layout.csv is malformed: {err}") from err
+
+
+def open_weights(zoo_dir: str) -> np.ndarray:
+    """weights.npy memory-mapped (local) or read (remote), checked against layout.csv."""
+    path = join(zoo_dir, "weights.npy")
+    try:
+        if "://" in path:
+            with FileSystems.open(path) as f:
+                weights = np.load(io.BytesIO(f.read()), allow_pickle=False)
+        else:
+            weights = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise ZooFormatError(f"{path} is not a readable .npy array: {err}") from err
+    width = read_layout(zoo_dir)[-1][2]
+    if weights.ndim != 2 or weights.shape[1] != width:
+        raise ZooFormatError(f"{path} has shape {weights.shape}; layout.csv says rows of {width}")
+    return weights
+
+
+def read_metrics(zoo_dir: str):
+    """metrics.csv.gz as a pandas DataFrame (one row per weights.npy row)."""
+    import pandas as pd
+    try:
+        # UNCOMPRESSED: FileSystems would otherwise gunzip by extension before pandas does
+        with FileSystems.open(join(zoo_dir, "metrics.csv.gz"), compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            return pd.read_csv(io.BytesIO(f.read()), compression="gzip")
+    except (OSError, EOFError, ValueError, gzip.BadGzipFile) as err:
+        raise ZooFormatError(f"{zoo_dir}/metrics.csv.gz is unreadable: {err}") from err
+
+
+def read_weight_row(weights_path: str, row: int):
+    """One row of a zoo's weights.npy and the layout next to it (used by `small_cnn.load`)."""
+    zoo_dir = os.path.dirname(weights_path)
+    return np.asarray(open_weights(zoo_dir)[row]), read_layout(zoo_dir)
