@@ -1,0 +1,95 @@
+"""`tessera mcd-stats`: recompute the atom and compound divergences of any split file.
+
+The split file is CFQ/TFDS-style JSON (`trainIdxs`, `devIdxs`, `testIdxs`). The examples come either
+from an `examples.jsonl` written by `tessera mcd-split` (atoms and compound weights per example,
+keyed by their `index` field), or from a data set (`scan`, or JSONL with derivations) that is
+extracted again here, with indices = input order, exactly as mcd-split does.
+
+Local:
+    tessera mcd-stats --split out/scan_mcd_seed0/split.json --examples out/scan_mcd_seed0/examples.jsonl
+    tessera mcd-stats --split some/split.json --dataset scan --output out/stats.json
+
+Dataflow:
+    tessera mcd-stats --split gs://B/split.json --dataset gs://B/data.jsonl --output gs://B/stats.json \
+        --runner DataflowRunner --project P --region R --temp_location gs://B/tmp --setup_file ./setup.py
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import apache_beam as beam
+
+from pipelines import common
+from transforms import compounds, divergence, mcd_stages, outputs
+
+
+def _keyed_example(line: str):
+    obj = json.loads(line)
+    return obj["index"], obj
+
+
+def split_stats(records: list[dict], split: dict) -> dict:
+    """D_A and D_C of train against dev and test (and dev+test) for a split over indexed records."""
+    by_index = {r["index"]: r for r in records}
+    missing = [i for key in ("trainIdxs", "devIdxs", "testIdxs") for i in split.get(key, []) if i not in by_index]
+    if missing:
+        raise ValueError(f"{len(missing)} split indices have no example (first: {missing[:5]})")
+    pos = {i: n for n, i in enumerate(by_index)}
+    atoms = [r["atoms"] for r in by_index.values()]
+    comps = [r["compounds"] for r in by_index.values()]
+    train = [pos[i] for i in split["trainIdxs"]]
+    out = {"sizes": {k: len(split.get(k, [])) for k in ("trainIdxs", "devIdxs", "testIdxs")}}
+    for name, key in (("train_test", "testIdxs"), ("train_dev", "devIdxs")):
+        if split.get(key):
+            out[name] = divergence.split_divergences(atoms, comps, train, [pos[i] for i in split[key]])
+    return out
+
+
+def build(pipeline: beam.Pipeline, config: dict):
+    split = json.loads(outputs.read_bytes(config["split"]))
+    if config.get("examples"):
+        records = (pipeline
+                   | "ReadExamples" >> beam.io.ReadFromText(config["examples"])
+                   | "Parse" >> beam.Map(lambda line: _keyed_example(line)[1]))
+    else:
+        if config["dataset"] == "scan":
+            indexed = (pipeline | "Chunks" >> beam.Create(list(range(16)))
+                       | "GenerateScan" >> beam.FlatMap(mcd_stages.scan_chunk, 16))
+        else:
+            indexed = (pipeline | "Path" >> beam.Create([config["dataset"]])
+                       | "ReadLines" >> beam.FlatMap(mcd_stages.read_indexed_lines)
+                       | "Spread" >> beam.Reshuffle())
+        records, _ = indexed | "Extract" >> mcd_stages.ExtractAtomsAndCompounds(config["max_compound_size"])
+    stats = (records
+             | "Gather" >> beam.combiners.ToList()
+             | "Stats" >> beam.Map(split_stats, split))
+    if config.get("output"):
+        stats | "Write" >> beam.Map(lambda s: outputs.atomic_write_json(config["output"], s))
+    stats | "Log" >> beam.Map(lambda s: print(json.dumps(s, indent=2)))
+    return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = common.make_parser("tessera mcd-stats", __doc__)
+    parser.add_argument("--split", required=True, help="split JSON (trainIdxs, devIdxs, testIdxs)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--examples", help="examples.jsonl from mcd-split (atoms, compounds, index)")
+    source.add_argument("--dataset", help="'scan' or JSONL with derivations / atoms+compounds")
+    parser.add_argument("--output", default=None, help="write the stats JSON here too")
+    parser.add_argument("--max-compound-size", type=int, default=None,
+                        help="as for mcd-split (default 8 for scan, 4 for files)")
+    args, options = common.parse_pipeline_args(parser, argv)
+    common.setup_logging()
+    config = vars(args)
+    if config["max_compound_size"] is None:
+        config["max_compound_size"] = (compounds.SCAN_MAX_SIZE if args.dataset == "scan"
+                                       else compounds.DEFAULT_MAX_SIZE)
+    logging.info("mcd-stats: %s", config)
+    common.run_pipeline(build, config, options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

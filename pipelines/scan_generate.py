@@ -1,0 +1,79 @@
+"""`tessera scan-generate`: the SCAN data set (Lake & Baroni 2018) from its grammar, with derivations.
+
+Writes the 20,910 commands in the official line format `IN: <command> OUT: <actions>` and, next to
+it, a JSONL file with `{index, input, output, derivation}` per example (the input `tessera mcd-split
+--dataset FILE` takes). Lines are in grammar order, so indices are stable across runs.
+
+Local:
+    tessera scan-generate --output out/scan/tasks.txt
+    # also writes out/scan/tasks.jsonl; choose it with --derivations out/scan/scan.jsonl
+
+Dataflow (the generation is tiny; this mainly shows that the paths may be on GCS):
+    tessera scan-generate --output gs://BUCKET/scan/tasks.txt \
+        --runner DataflowRunner --project P --region R --temp_location gs://BUCKET/tmp \
+        --setup_file ./setup.py
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import apache_beam as beam
+
+from pipelines import common
+from transforms import outputs, scan_grammar
+from transforms.progress import LogProgress
+
+N_CHUNKS = 16
+
+
+def derivations_path(output: str) -> str:
+    """Default JSONL path next to the text file: `tasks.txt` -> `tasks.jsonl`."""
+    stem = output[:-4] if output.endswith(".txt") else output
+    return stem + ".jsonl"
+
+
+def chunk_examples(chunk: int, n_chunks: int = N_CHUNKS):
+    """The examples whose generation index falls in `chunk` (index modulo n_chunks), indexed."""
+    for index, example in enumerate(scan_grammar.examples()):
+        if index % n_chunks == chunk:
+            yield {"index": index, **example}
+
+
+def _write_sorted(records: list[dict], text_path: str, jsonl_path: str) -> list[str]:
+    records = sorted(records, key=lambda r: r["index"])
+    outputs.atomic_write_text(text_path, "".join(
+        scan_grammar.format_line(r["input"], r["output"].split()) + "\n" for r in records))
+    outputs.atomic_write_text(jsonl_path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
+    return [text_path, jsonl_path]
+
+
+def build(pipeline: beam.Pipeline, config: dict):
+    """Generate (in parallel chunks) -> gather -> write both files in index order -> manifest."""
+    examples = (pipeline
+                | "Chunks" >> beam.Create(list(range(N_CHUNKS)))
+                | "Generate" >> beam.FlatMap(chunk_examples)
+                | "Progress" >> LogProgress("scan_generate", "examples", every=5000))
+    written = (examples
+               | "Gather" >> beam.combiners.ToList()
+               | "WriteFiles" >> beam.FlatMap(_write_sorted, config["output"], config["derivations"]))
+    return {"examples": examples, "files": written} | "Finalize" >> outputs.FinalizeOutput(
+        config["manifest_dir"], workload="scan-generate", config=config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = common.make_parser("tessera scan-generate", __doc__)
+    parser.add_argument("--output", required=True, help="text file in the official SCAN format")
+    parser.add_argument("--derivations", default=None,
+                        help="JSONL with derivations (default: OUTPUT with .jsonl instead of .txt)")
+    args, options = common.parse_pipeline_args(parser, argv)
+    common.setup_logging()
+    derivations = args.derivations or derivations_path(args.output)
+    manifest_dir = args.output.rsplit("/", 1)[0] if "/" in args.output else "."
+    config = {"output": args.output, "derivations": derivations, "manifest_dir": manifest_dir}
+    common.run_pipeline(build, config, options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
