@@ -60,7 +60,12 @@ def check_globs(mixture: MixtureConfig) -> list[str]:
 
 def _to_meta(element, seed: int):
     uid, record, sha, phash = element
-    return record.source, uid, sha, phash, slots.salted_hash(seed, uid)
+    return record[4], uid, sha, phash, slots.salted_hash(seed, uid)
+
+
+def _to_slot_bucket(element, seed: int):
+    uid, record = element[0], element[1]
+    yield st.slot_bucket(record[4], slots.salted_hash(seed, uid)), (uid, record)
 
 
 def build(pipeline: beam.Pipeline, run: MixtureRun) -> dict:
@@ -89,36 +94,38 @@ def build(pipeline: beam.Pipeline, run: MixtureRun) -> dict:
         records = clean.clean
         rejected.append(clean[st.REJECTED])
 
-    full = records | "KeyRecords" >> beam.Map(lambda r: (r[0], r[1]))
     metas = records | "Meta" >> beam.Map(_to_meta, mix.seed)
     exact = (metas
-             | "KeyByContent" >> beam.Map(lambda m: ((m[0], m[2]), m))
+             | "BatchContent" >> beam.ParDo(st.BatchByKey("", st.content_group))
              | "GroupContent" >> beam.GroupByKey()
              | "ExactDedup" >> beam.ParDo(st.ExactDedupFn(mix.dedup.exact)).with_outputs(st.REJECTED, main="kept"))
     kept = exact.kept
     rejected.append(exact[st.REJECTED])
+    kept_batches = kept | "BatchKept" >> beam.ParDo(st.BatchByKey("kept", st.kept_entry))
+    to_assign = [records | "BatchRecords" >> beam.ParDo(
+        st.BatchByKey("rec", _to_slot_bucket, mix.seed, max_items=10_000)), kept_batches]
+    count_events = [kept_batches | "CountKept" >> beam.Map(st.batch_size)]
     if mix.dedup.near_image_hamming is not None:
         skip = frozenset(s.name for s in mix.sources if not s.near_dedup)
-        kept, near_rejected = kept | "NearDedup" >> st.RemoveNearDuplicates(mix.dedup.near_image_hamming, skip)
-        rejected.append(near_rejected)
+        losers = kept | "NearDedup" >> st.NearDuplicateLosers(mix.dedup.near_image_hamming, skip)
+        to_assign.append(losers | "BatchLosers" >> beam.ParDo(st.BatchByKey("near")))
+        count_events.append(losers | "UncountLosers" >> beam.Map(lambda e: (e[0], -1)))
 
-    bucket_counts = (kept
-                     | "BucketOf" >> beam.Map(st.bucket_key)
-                     | "CountBuckets" >> beam.combiners.Count.PerElement())
-    assigned = (kept
-                | "KeyByBucket" >> beam.Map(lambda m: (st.bucket_key(m), (m[4], m[1])))
+    bucket_counts = (count_events
+                     | "AllCounts" >> beam.Flatten()
+                     | "CountBuckets" >> beam.CombinePerKey(sum)
+                     | "NonEmptyBuckets" >> beam.Filter(lambda kv: kv[1] > 0))
+    assigned = (to_assign
+                | "AllForSlots" >> beam.Flatten()
                 | "GroupBuckets" >> beam.GroupByKey()
                 | "AssignSlots" >> beam.ParDo(st.AssignSlotsFn(mix), beam.pvalue.AsDict(bucket_counts))
-                .with_outputs(st.REJECTED, main="slots"))
+                .with_outputs(st.REJECTED, st.AssignSlotsFn.EVENTS, main="placed"))
     rejected.append(assigned[st.REJECTED])
 
-    placed = ({"record": full, "slots": assigned.slots}
-              | "JoinSlots" >> beam.CoGroupByKey()
-              | "ToShards" >> beam.FlatMap(st.to_shards))
     empty = (pipeline
              | "ShardIds" >> beam.Create(list(range(mix.num_shards)))
-             | "EmptyShard" >> beam.Map(lambda i: (i, None)))
-    shard_paths = (([placed, empty] | "AllShards" >> beam.Flatten())
+             | "EmptyShard" >> beam.Map(lambda i: (i, [])))
+    shard_paths = (([assigned.placed, empty] | "AllShards" >> beam.Flatten())
                    | "GroupShards" >> beam.GroupByKey()
                    | "WriteShards" >> beam.ParDo(WriteShardFn(out, mix.num_shards, mix.format)))
 
@@ -126,7 +133,7 @@ def build(pipeline: beam.Pipeline, run: MixtureRun) -> dict:
     rejected_files = all_rejected | "WriteRejected" >> WriteDeadLetters(out, subdir="rejected", prefix="rejected")
     events = ([*read_events,
                all_rejected | "RejectEvents" >> beam.FlatMap(st.events_for_letter),
-               assigned.slots | "WriteEvents" >> beam.FlatMap(st.events_for_decision)]
+               assigned[st.AssignSlotsFn.EVENTS]]
               | "AllEvents" >> beam.Flatten()
               | "SumEvents" >> beam.CombinePerKey(sum)
               | "EventList" >> beam.combiners.ToList())

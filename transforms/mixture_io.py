@@ -21,6 +21,7 @@ import struct
 from typing import Any, Callable, Iterable
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 import google_crc32c
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -213,18 +214,20 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint((number << 3) | 2) + _varint(len(payload)) + payload
 
 
+_KEYS = {key: _field(1, key.encode()) for key in ("id", "image/encoded", "prefix", "source", "suffix")}
+
+
 def example_bytes(record: MixtureRecord) -> bytes:
     """tf.train.Example with bytes features image/encoded, prefix, suffix, source, id (sorted)."""
-    features = {
-        "id": record.id.encode("utf-8"),
-        "image/encoded": record.image,
-        "prefix": record.prefix.encode("utf-8"),
-        "source": record.source.encode("utf-8"),
-        "suffix": record.suffix.encode("utf-8"),
-    }
-    entries = b"".join(
-        _field(1, _field(1, key.encode()) + _field(2, _field(1, _field(1, value))))
-        for key, value in sorted(features.items()))
+    features = (  # in sorted key order
+        ("id", record.id.encode("utf-8")),
+        ("image/encoded", record.image),
+        ("prefix", record.prefix.encode("utf-8")),
+        ("source", record.source.encode("utf-8")),
+        ("suffix", record.suffix.encode("utf-8")),
+    )
+    entries = b"".join(_field(1, _KEYS[key] + _field(2, _field(1, _field(1, value))))
+                       for key, value in features)
     return _field(1, entries)
 
 
@@ -284,15 +287,18 @@ class ReadSource(beam.PTransform):
 
 
 class ValidateFn(beam.DoFn):
-    """Raw row -> main output (uid, record, sha, phash), or tagged 'rejected' DeadLetter."""
+    """Raw row -> main output (uid, record fields tuple, sha, phash), or tagged 'rejected' DeadLetter."""
 
     REJECTED = "rejected"
 
     def __init__(self, source: SourceConfig, filters: FilterConfig):
         self._source, self._filters = source, filters
 
+    def setup(self):
+        self._read = Metrics.counter(NAMESPACE, f"read:{self._source.name}")
+
     def process(self, row):
-        count(NAMESPACE, f"read:{self._source.name}")
+        self._read.inc()
         out = row if isinstance(row, DeadLetter) else validate_row(
             row, self._source, self._filters, _read_path)
         if isinstance(out, DeadLetter):
@@ -300,11 +306,12 @@ class ValidateFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(self.REJECTED, out)
             return
         record, sha, phash = out
-        yield f"{record.source}/{record.id}/{sha[:16]}", record, sha, phash
+        fields = (record.id, record.image, record.prefix, record.suffix, record.source)
+        yield f"{record.source}/{record.id}/{sha[:16]}", fields, sha, phash
 
 
 class WriteShardFn(beam.DoFn):
-    """(shard index, [(slot, record) or None]) -> one shard file, written atomically; yields its path."""
+    """(shard index, batches of (slot, record fields)) -> one shard file, written atomically; yields its path."""
 
     def __init__(self, output_dir: str, num_shards: int, fmt: str):
         self._output_dir, self._num_shards, self._fmt = output_dir, num_shards, fmt
@@ -312,8 +319,8 @@ class WriteShardFn(beam.DoFn):
     def process(self, element):
         from transforms.outputs import atomic_write_bytes, join  # pylint: disable=import-outside-toplevel
         shard, items = element
-        slotted = sorted((it for it in items if it is not None), key=lambda it: it[0])
-        records = [record for _, record in slotted]
+        slotted = sorted((it for batch in items for it in batch), key=lambda it: it[0])
+        records = [MixtureRecord(*fields) for _, fields in slotted]
         data = tfrecord_bytes(records) if self._fmt == "tfrecord" else parquet_bytes(records)
         path = join(self._output_dir, shard_name(shard, self._num_shards, self._fmt))
         atomic_write_bytes(path, data)

@@ -1,14 +1,17 @@
 """The Beam stages of `tessera mixture`: decontaminate, deduplicate, assign slots, count.
 
-Only small metadata tuples go through the dedup and ranking shuffles; the full records (with their
-image bytes) are shuffled twice: once to meet their slot decisions, once into shards. Every
-decision is a function of salted hashes of record keys, so the output does not depend on how the
-runner splits the work.
+Only small metadata tuples go through the dedup shuffles; the full records (with their image
+bytes) are shuffled twice: once into their (source, rank bucket), where they meet the dedup
+verdicts and get their slots, once into shards. Shuffled values travel in per-bundle batches
+(`BatchByKey`), as the runner's cost is per element. Every decision is a function of salted
+hashes of record keys and every consumer sorts its input, so the output does not depend on how
+the runner splits or batches the work.
 
 Element shapes:
-  record:   (uid, MixtureRecord, sha, phash)                 after ValidateFn
-  meta:     (source, uid, sha, phash, order_key)             small, for dedup and ranking
-  decision: (uid, [(shard, slot), ...])                      kept records and where they go
+  record:   (uid, (id, image, prefix, suffix, source), sha, phash)   after ValidateFn; a plain
+            tuple (the MixtureRecord field order), so coders never fall back to pickling
+  meta:     (source, uid, sha, phash, order_key)                      small, for dedup and ranking
+  placed:   (shard, [(slot, record), ...])                            out of AssignSlotsFn
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import json
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindows
 
 from schemas.mixture import MixtureConfig
 from schemas.records import DeadLetter
@@ -62,8 +66,60 @@ class DecontaminateFn(beam.DoFn):
         idx, dist = hit
         count(NAMESPACE, "contaminated")
         yield beam.pvalue.TaggedOutput(REJECTED, letter(
-            record.source, record.id, "decontaminate", "contaminated",
+            record[4], record[0], "decontaminate", "contaminated",
             f"pHash {to_hex(phash)} within {dist} bits of eval image {self._paths[idx]}"))
+
+
+# ---------------------------------------------------------------- batching
+
+class BatchByKey(beam.DoFn):
+    """element -> (key, (tag, [values])), one list per key per bundle (or per `max_items`).
+
+    `pairs(element, *args)` gives the element's (key, value) pairs (default: the element is one
+    pair); doing that here rather than in a Map before saves one call per pair.
+    Why: on every runner the cost of a shuffle is mostly per element; sending one list per key
+    per bundle moves the same values in far fewer elements. Every consumer sorts what it gets, so
+    how the values happen to be batched never changes a result.
+    """
+
+    def __init__(self, tag: str = "", pairs=None, *args, max_items: int = 50_000):
+        self._tag, self._pairs, self._args, self._max = tag, pairs, args, max_items
+        self._buf, self._n = {}, 0
+
+    def start_bundle(self):
+        self._buf, self._n = {}, 0
+
+    def _drain(self):
+        buf, self._buf, self._n = self._buf, {}, 0
+        return [(key, (self._tag, values)) for key, values in buf.items()]
+
+    def process(self, element):
+        buf = self._buf
+        if self._pairs is None:
+            key, value = element
+            buf.setdefault(key, []).append(value)
+            self._n += 1
+        else:
+            for key, value in self._pairs(element, *self._args):
+                buf.setdefault(key, []).append(value)
+                self._n += 1
+        if self._n >= self._max:
+            yield from self._drain()
+
+    def finish_bundle(self):
+        for kv in self._drain():
+            yield GlobalWindows.windowed_value(kv)
+
+
+def batch_size(element):
+    """(key, (tag, values)) -> (key, number of values): counts without touching each value."""
+    key, (_, values) = element
+    return key, len(values)
+
+
+def _unbatch(tagged_batches):
+    for _, values in tagged_batches:
+        yield from values
 
 
 # ---------------------------------------------------------------- deduplication
@@ -73,18 +129,30 @@ def _uid_parts(uid: str) -> tuple[str, str]:
     return source, rest.rsplit("/", 1)[0]
 
 
+def content_group(meta):
+    """Exact-dedup groups: (source, first byte of the sha); identical content always shares one."""
+    yield (meta[0], meta[2][:2]), meta
+
+
 class ExactDedupFn(beam.DoFn):
-    """((source, sha), [meta]) -> the meta with the smallest order key; the rest are rejected.
+    """Per (source, sha): the meta with the smallest order key is kept; the rest are rejected.
 
     With `exact` off, only records that are identical including their id are collapsed (they
-    cannot be told apart downstream).
+    cannot be told apart downstream). Input: ((source, sha prefix), batches of metas).
     """
 
     def __init__(self, exact: bool):
         self._exact = exact
 
     def process(self, element):
-        _, metas = element
+        _, batches = element
+        by_sha: dict = {}
+        for meta in _unbatch(batches):
+            by_sha.setdefault(meta[2], []).append(meta)
+        for sha in sorted(by_sha):
+            yield from self._dedup(by_sha[sha])
+
+    def _dedup(self, metas):
         ordered = sorted(metas, key=lambda m: (m[4], m[1]))
         seen = set()
         for i, meta in enumerate(ordered):
@@ -99,38 +167,39 @@ class ExactDedupFn(beam.DoFn):
                 source, rid, "dedup_exact", "duplicate", f"same content as {ordered[0][1]}"))
 
 
-def _near_keys(meta, d: int):
+def _near_keys(meta, d: int, skip: frozenset):
     source, uid, _, phash, order_key = meta
+    if source in skip:
+        return
     for chunk, value in bucket_keys(phash, d):
         yield (source, chunk, value), (order_key, uid, phash)
 
 
 def _near_losers(element, d: int):
-    """Within one bucket: for each pair within d, the member with the larger order key loses."""
-    (_, chunk, _), members = element
-    members = sorted(members)
+    """Within one bucket: for each pair within d, the member with the larger order key loses.
+
+    Yields (loser uid, (winner uid, loser order key)).
+    """
+    (_, chunk, _), batches = element
+    members = sorted(_unbatch(batches))
     for i, j in pairs_in_bucket([m[2] for m in members], chunk, d):
-        yield members[j][1], members[i][1]
+        yield members[j][1], (members[i][1], members[j][0])
 
 
-def _mark_near_duplicates(element):
-    uid, groups = element
-    metas, winners = list(groups["meta"]), sorted(groups["winner"])
-    for meta in metas:
-        if not winners:
-            yield meta
-            continue
-        count(NAMESPACE, "near_duplicate")
-        source, rid = _uid_parts(uid)
-        yield beam.pvalue.TaggedOutput(REJECTED, letter(
-            source, rid, "dedup_near", "near_duplicate", f"image near {winners[0]}"))
+def _loser_entry(element):
+    """(loser uid, [(winner, order key)]) -> (its slot bucket, (uid, smallest winner uid))."""
+    uid, hits = element
+    hits = list(hits)
+    return (uid.split("/", 1)[0], slots.rank_bucket(hits[0][1])), (uid, min(w for w, _ in hits))
 
 
-class RemoveNearDuplicates(beam.PTransform):
-    """meta -> meta, with images within d of a record that sorts earlier (same source) rejected.
+class NearDuplicateLosers(beam.PTransform):
+    """kept metas -> (bucket key, (uid, winner)) for every record within d of one that sorts earlier.
 
     Buckets are the d+1 exact chunks of the pHash (pigeonhole), grouped by GroupByKey; a record
-    loses if any near neighbour has a smaller salted order key. Returns (kept, rejected).
+    loses if any near neighbour of the same source has a smaller salted order key. The losers
+    (few) are grouped once by uid so each comes out once; they are removed where slots are
+    assigned, so the full list of metas never needs a join by uid.
     """
 
     def __init__(self, d: int, skip_sources: frozenset):
@@ -139,16 +208,12 @@ class RemoveNearDuplicates(beam.PTransform):
 
     def expand(self, metas):
         d, skip = self._d, self._skip
-        keyed = metas | "KeyByUid" >> beam.Map(lambda m: (m[1], m))
-        winners = (metas
-                   | "Eligible" >> beam.Filter(lambda m: m[0] not in skip)
-                   | "BucketKeys" >> beam.FlatMap(_near_keys, d)
-                   | "GroupBuckets" >> beam.GroupByKey()
-                   | "PairsInBucket" >> beam.FlatMap(_near_losers, d))
-        result = ({"meta": keyed, "winner": winners}
-                  | "JoinLosers" >> beam.CoGroupByKey()
-                  | "MarkLosers" >> beam.FlatMap(_mark_near_duplicates).with_outputs(REJECTED, main="kept"))
-        return result.kept, result[REJECTED]
+        return (metas
+                | "BatchBuckets" >> beam.ParDo(BatchByKey("", _near_keys, d, skip))
+                | "GroupBuckets" >> beam.GroupByKey()
+                | "PairsInBucket" >> beam.FlatMap(_near_losers, d)
+                | "GroupLosers" >> beam.GroupByKey()
+                | "LoserEntry" >> beam.Map(_loser_entry))
 
 
 # ---------------------------------------------------------------- slots
@@ -181,67 +246,100 @@ class SlotPlan:
 class _PlanCache:
     def __init__(self, config: MixtureConfig):
         self._config, self._key, self._plan = config, None, None
+        self._seen, self._offsets = None, {}
 
     def plan(self, bucket_counts: dict) -> SlotPlan:
+        if bucket_counts is self._seen:  # the same side-input object: skip re-keying it
+            return self._plan
         key = tuple(sorted(bucket_counts.items()))
         if key != self._key:
             sizes: dict[str, int] = {}
             for (source, _), n in bucket_counts.items():
                 sizes[source] = sizes.get(source, 0) + n
-            self._plan, self._key = SlotPlan(self._config, sizes), key
+            self._plan, self._key, self._offsets = SlotPlan(self._config, sizes), key, {}
+        self._seen = bucket_counts
         return self._plan
+
+    def offsets(self, bucket_counts: dict, source: str) -> dict[int, int]:
+        self.plan(bucket_counts)
+        if source not in self._offsets:
+            self._offsets[source] = slots.bucket_offsets(
+                {b: n for (s, b), n in bucket_counts.items() if s == source})
+        return self._offsets[source]
+
+
+def slot_bucket(source: str, order_key: int) -> tuple[str, int]:
+    return source, slots.rank_bucket(order_key)
 
 
 class AssignSlotsFn(beam.DoFn):
-    """((source, bucket), [(order_key, uid)]) -> (uid, [(shard, slot)]) or a 'not_selected' rejection."""
+    """One (source, rank bucket) with its records, kept metas and near-duplicate losers -> shards.
+
+    Input values are batches tagged "rec" ((uid, record) for every clean record), "kept"
+    ((order_key, uid) after exact dedup) and "near" ((uid, winner) near-duplicate losers). The
+    kept records that are not losers, in (order_key, uid) order, get ranks offset by the counts
+    of earlier buckets; each occurrence becomes (shard, [(slot, record)]). Also yields rejected
+    letters (near_duplicate, not_selected) and ((source, field), n) stats events.
+    """
+
+    EVENTS = "events"
 
     def __init__(self, config: MixtureConfig):
         self._cache = _PlanCache(config)
         self._num_shards = config.num_shards
 
     def process(self, element, bucket_counts):
-        (source, bucket), members = element
+        (source, bucket), tagged = element
+        records, kept, near = {}, [], {}
+        for tag, values in tagged:
+            if tag == "rec":
+                for uid, record in values:
+                    records.setdefault(uid, record)
+            elif tag == "kept":
+                kept.extend(values)
+            else:
+                near.update(values)
+        if not kept:
+            return
+        kept.sort()
         plan = self._cache.plan(bucket_counts)
-        offsets = slots.bucket_offsets({b: n for (s, b), n in bucket_counts.items() if s == source})
-        size, share = plan.sizes[source], plan.shares[source]
+        offsets = self._cache.offsets(bucket_counts, source)
+        size, share, total = plan.sizes[source], plan.shares[source], plan.total
         positions = plan.positions[source]
-        for i, (_, uid) in enumerate(sorted(members)):
-            rank = offsets[bucket] + i
+        per_shard: dict[int, list] = {}
+        rank, unique, written = offsets.get(bucket, 0), 0, 0
+        for _, uid in kept:
+            if uid in near:
+                count(NAMESPACE, "near_duplicate")
+                src, rid = _uid_parts(uid)
+                yield beam.pvalue.TaggedOutput(REJECTED, letter(
+                    src, rid, "dedup_near", "near_duplicate", f"image near {near[uid]}"))
+                continue
             ks = slots.occurrences(rank, size, share)
             if not ks:
                 count(NAMESPACE, "not_selected")
                 src, rid = _uid_parts(uid)
                 yield beam.pvalue.TaggedOutput(REJECTED, letter(
                     src, rid, "select", "not_selected", f"rank {rank} >= share {share} of {size}"))
-                continue
-            yield uid, [(slots.shard_of_slot(int(positions[k]), plan.total, self._num_shards),
-                         int(positions[k])) for k in ks]
-
-
-def to_shards(element):
-    """CoGroupByKey(uid) of records and slot lists -> (shard, (slot, record)) per occurrence."""
-    _, groups = element
-    records, decisions = list(groups["record"]), list(groups["slots"])
-    if not decisions:
-        return
-    record = records[0]
-    for shard, slot in decisions[0]:
-        yield shard, (slot, record)
+            else:
+                record = records[uid]
+                for k in ks:
+                    slot = int(positions[k])
+                    per_shard.setdefault(slots.shard_of_slot(slot, total, self._num_shards), []).append(
+                        (slot, record))
+                unique += 1
+                written += len(ks)
+            rank += 1
+        yield from per_shard.items()
+        for field, n in (("written_unique", unique), ("written", written), ("repeated", written - unique)):
+            if n:
+                yield beam.pvalue.TaggedOutput(self.EVENTS, ((source, field), n))
 
 
 # ---------------------------------------------------------------- stats
 
 def events_for_letter(dl: DeadLetter):
     yield (source_of(dl.key), f"dropped:{dl.reason}"), 1
-
-
-def events_for_decision(element):
-    uid, slot_list = element
-    source = uid.split("/", 1)[0]
-    yield (source, "written_unique"), 1
-    yield (source, "written"), len(slot_list)
-    if len(slot_list) > 1:
-        yield (source, "repeated"), len(slot_list) - 1
 
 
 class WriteStatsFn(beam.DoFn):
@@ -281,7 +379,8 @@ class WriteStatsFn(beam.DoFn):
         yield path
 
 
-def bucket_key(meta):
-    source, _, _, _, order_key = meta
-    return source, slots.rank_bucket(order_key)
+def kept_entry(meta):
+    """kept meta -> (its slot bucket, (order_key, uid)), what AssignSlotsFn ranks."""
+    source, uid, _, _, order_key = meta
+    yield (source, slots.rank_bucket(order_key)), (order_key, uid)
 
