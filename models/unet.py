@@ -10,7 +10,6 @@ GroupNorm instead of BatchNorm keeps the model stateless (params only), so train
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import flax
 import flax.linen as nn
@@ -154,24 +153,12 @@ def to_float32(params):
     return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)
 
 
-def _read_params(path: str) -> Any:
-    try:
-        from models import params_io
-    except ImportError:  # the foundation module may be absent on a bare accelerator machine
-        params_io = None
-    if params_io is not None:
-        return params_io.load_params(path)
-    from flax import serialization
-
-    with open(path, "rb") as f:
-        return serialization.msgpack_restore(f.read())
-
-
 def load(path: str):
     """Load a U-Net checkpoint (flax msgpack, float16 or float32) as a `models.base.JaxModel`."""
+    from models import params_io
     from models.base import JaxModel
 
-    params = to_float32(_read_params(path))
+    params = to_float32(params_io.load_params(path))
     model = Model(**config_from_params(params))
     return JaxModel(apply_fn=functools.partial(probability_fn, model), params=params,
                     input_shape=None, input_dtype=np.float32, name="unet_buildings")

@@ -130,21 +130,10 @@ def read_unlabelled_tiles(images_glob: str) -> list[bt.Tile]:
 def _save(path: str, params, dtype: str) -> None:
     import jax
 
-    params = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype), params)
-    try:
-        from models import params_io
-    except ImportError:
-        params_io = None
-    if params_io is not None:
-        params_io.save_params(path, params)
-        return
-    from flax import serialization
+    from models import params_io
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(serialization.msgpack_serialize(params))
-    os.replace(tmp, path)
+    params = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype), params)
+    params_io.save_params(path, params)
 
 
 def main(argv: list[str] | None = None) -> int:

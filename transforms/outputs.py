@@ -37,15 +37,25 @@ def _ensure_parent(path: str) -> None:
         os.makedirs(parent, exist_ok=True)
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write `data` to a temporary sibling, then rename, so `path` is never seen half-written."""
+def temp_path(path: str) -> str:
+    """A unique sibling of `path` to write to before `replace(tmp, path)` (streamed outputs)."""
     _ensure_parent(path)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-    with FileSystems.create(tmp) as f:
-        f.write(data)
+    return f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+
+
+def replace(tmp: str, path: str) -> None:
+    """Move a finished temporary file over `path`."""
     if FileSystems.exists(path):
         FileSystems.delete([path])
     FileSystems.rename([tmp], [path])
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write `data` to a temporary sibling, then rename, so `path` is never seen half-written."""
+    tmp = temp_path(path)
+    with FileSystems.create(tmp) as f:
+        f.write(data)
+    replace(tmp, path)
 
 
 def atomic_write_text(path: str, text: str) -> None:

@@ -14,7 +14,6 @@ import heapq
 import io
 import os
 import tempfile
-import uuid
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +22,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from models import small_cnn
-from transforms.outputs import atomic_write_text, join
+from transforms.outputs import atomic_write_bytes, atomic_write_text, join, replace, temp_path
 
 METRIC_NAMES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 CONFIG_COLUMNS = ("config.optimizer", "config.activation", "config.w_init", "config.init_std",
@@ -40,15 +39,7 @@ class ZooFormatError(ValueError):
 
 
 def _create(path: str):
-    if "://" not in path:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     return FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
-
-
-def _rename_over(tmp: str, path: str) -> None:
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
 
 
 def _npy_header(shape: tuple, dtype=np.float32) -> bytes:
@@ -67,11 +58,8 @@ def write_shard(output_dir: str, name: str, weights: np.ndarray, rows: list[dict
     writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    for path, data in ((base + ".npy", buf.getvalue()), (base + ".csv", text.getvalue().encode())):
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-        with _create(tmp) as f:
-            f.write(data)
-        _rename_over(tmp, path)
+    atomic_write_bytes(base + ".npy", buf.getvalue())
+    atomic_write_bytes(base + ".csv", text.getvalue().encode())
     indices = sorted({int(r["network_index"]) for r in rows})
     return {"name": name, "indices": indices, "rows": len(rows), "dir": output_dir}
 
@@ -99,7 +87,7 @@ def assemble(output_dir: str, shards: list[dict], num_params: int = small_cnn.NU
     row_bytes = num_params * 4
     total_rows = sum(s["rows"] for s in shards)
     paths = {k: join(output_dir, k) for k in ("weights.npy", "metrics.csv.gz", "index.parquet")}
-    tmps = {k: f"{p}.tmp-{uuid.uuid4().hex[:8]}" for k, p in paths.items()}
+    tmps = {k: temp_path(p) for k, p in paths.items()}
     merged = heapq.merge(*[_read_shard(s, row_bytes) for s in shards], key=lambda item: item[0])
     local_parquet = tempfile.NamedTemporaryFile(suffix=".parquet", delete=False).name
     index_batch, row = [], 0
@@ -126,7 +114,7 @@ def assemble(output_dir: str, shards: list[dict], num_params: int = small_cnn.NU
         dst.write(src.read())
     os.unlink(local_parquet)
     for key in paths:
-        _rename_over(tmps[key], paths[key])
+        replace(tmps[key], paths[key])
     shard_files = [join(s["dir"], "shards", s["name"] + ext) for s in shards for ext in (".npy", ".csv")]
     FileSystems.delete(shard_files)
     return list(paths.values())
