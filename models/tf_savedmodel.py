@@ -48,7 +48,7 @@ class SavedModelHandler(TFModelHandlerNumpy):
         return [PredictionResult(x, y, self._model_uri) for x, y in zip(batch, outputs)]
 
     def validate_example(self, example: Any) -> str | None:
-        return check_example(example, self.example_shape, self.example_dtype)
+        return check_example(example, self.example_shape)
 
     def get_resource_hints(self) -> dict:
         return {"accelerator": self._accelerator} if self._accelerator else {}

@@ -29,9 +29,9 @@ def test_bucket_for():
 
 
 def test_check_example_reasons():
-    assert check_example(np.zeros((4, 4, 3)), (None, None, 3), "float32") is None
-    assert "shape" in check_example(np.zeros((4, 4, 2)), (None, None, 3), "float32")
-    assert "dtype" in check_example("not an image", None, "float32")
+    assert check_example(np.zeros((4, 4, 3)), (None, None, 3)) is None
+    assert "shape" in check_example(np.zeros((4, 4, 2)), (None, None, 3))
+    assert "dtype" in check_example("not an image", None)
 
 
 def test_run_inference_pads_to_buckets_and_matches_direct_call(model_path):
