@@ -28,6 +28,7 @@ INSTALL_REQUIRES = [
     "jsonschema>=4.20",
     "pyyaml>=6",
     "rapidocr-onnxruntime>=1.3",
+    "opencv-python>=4.8",  # mixture decode (cv2); also what rapidocr-onnxruntime pulls in
     "onnxruntime>=1.17",
     "sentencepiece>=0.2",
     "google-crc32c>=1.5",

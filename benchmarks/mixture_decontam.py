@@ -3,7 +3,8 @@
 Generates DISTINCT images that are not evaluation images and EVAL images, and puts every eval
 image back into the "training" pool once per perturbation (resized 0.5-2x, JPEG quality 10-25,
 0-4% cropped off each side, brightened 5-25%). Each pool image is matched against the eval set the
-way `DecontaminateFn` does it (pHash + MultiIndexHash, distance <= d). Prints the share of
+way the pipeline's `PrepareFn` does it (the pipeline's pHash, `transforms.mixture_hash`, and
+MultiIndexHash, distance <= d). Prints the share of
 reappearances removed (target >= 99%) and of distinct images removed (target < 0.1%), per
 perturbation and for several d, and writes a histogram PNG.
 
@@ -21,7 +22,7 @@ import time
 
 import numpy as np
 
-from transforms.image_hash import phash_bytes, phash_image
+from transforms.mixture_hash import phash_bytes, phash_pil
 from transforms.mixture_synth import PERTURBATIONS, distinct_image, encode, perturb
 from transforms.near_dup_index import MultiIndexHash
 
@@ -81,7 +82,7 @@ def main() -> None:
 
     start = time.monotonic()
     eval_images = [distinct_image(EVAL_SEED_BASE + e, args.size) for e in range(args.eval)]
-    eval_hashes = np.array([phash_image(im) for im in eval_images], dtype=np.uint64)
+    eval_hashes = np.array([phash_pil(im) for im in eval_images], dtype=np.uint64)  # as PNG files
     reappear = [(e, kind, perturb(im, kind, seed=e)) for e, im in enumerate(eval_images) for kind in PERTURBATIONS]
     reappear_hashes = np.array([phash_bytes(b) for _, _, b in reappear], dtype=np.uint64)
     distinct_png = [encode(distinct_image(i, args.size)) for i in range(args.distinct)]

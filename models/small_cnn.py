@@ -119,22 +119,33 @@ def _channels(params) -> int:
 
 
 def _dropout(x, rate, rng):
-    """Inverted dropout with a traced rate (flax's nn.Dropout wants a static rate)."""
+    """Inverted dropout with a traced rate (flax's nn.Dropout wants a static rate).
+
+    The keep mask compares 16-bit slices of `jax.random.bits` with `keep * 2**16`: on XLA:CPU this
+    is about 10x cheaper than `jax.random.bernoulli` (which draws a float per element) and was most
+    of a zoo training step; the rate is resolved to 1/65536.
+    """
     keep = 1.0 - rate
-    mask = jax.random.bernoulli(rng, keep, x.shape)
+    size = x.size
+    bits = jax.random.bits(rng, ((size + 1) // 2,), jnp.uint32)
+    halves = jnp.concatenate([bits & 0xFFFF, bits >> 16])[:size].reshape(x.shape)
+    mask = halves < jnp.round(keep * 65536.0).astype(jnp.uint32)
     return jnp.where(mask, x / jnp.maximum(keep, 1e-6), 0.0)
 
 
 def conv3x3_stride2(x, kernel):
-    """3x3 stride-2 VALID convolution as patches @ kernel.
+    """3x3 stride-2 VALID convolution as a sum of nine shifted matmuls.
 
-    Equal to `lax.conv_general_dilated` (tested), but under `vmap` over networks it lowers to one
-    batched matmul instead of a grouped convolution, which XLA:CPU runs many times slower.
+    Equal to `lax.conv_general_dilated` (tested). XLA:CPU runs this form several times faster than
+    its own convolution once gradients are taken (the stride-2 input gradient is slow there), and
+    under `vmap` over networks it stays a batched matmul instead of a grouped convolution.
     """
     h, w = (x.shape[-3] - 3) // 2 + 1, (x.shape[-2] - 3) // 2 + 1
-    patches = jnp.concatenate(
-        [x[..., i:i + 2 * h - 1:2, j:j + 2 * w - 1:2, :] for i in range(3) for j in range(3)], axis=-1)
-    return patches @ kernel.reshape(-1, kernel.shape[-1])
+    out = 0.0
+    for i in range(3):
+        for j in range(3):
+            out = out + x[..., i:i + 2 * h - 1:2, j:j + 2 * w - 1:2, :] @ kernel[i, j]
+    return out
 
 
 def apply(params, images, *, activation: str = "relu", dropout_rate=0.0, rng=None):

@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=86, help="training epochs (the release: 86)")
     parser.add_argument("--population", type=int, default=64, help="max networks per vmapped population")
     parser.add_argument("--seed", type=int, default=0, help="zoo seed; network i's config hashes (seed, i)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse shards of an interrupted run into the same --output (checked row by row)")
     common.add_accelerator_flag(parser)
     args, options = common.parse_pipeline_args(parser, argv)
     common.setup_logging()
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--num-networks and --population must be >= 1 and --epochs >= 0")
     config = {"dataset": args.dataset, "num_networks": args.num_networks, "output": args.output,
               "epochs": args.epochs, "population": args.population, "seed": args.seed,
-              "accelerator": args.accelerator}
+              "accelerator": args.accelerator, "resume": args.resume}
     try:
         from transforms.zoo_datasets import load_dataset
         load_dataset(args.dataset)  # fail fast on the driver with the loader's message

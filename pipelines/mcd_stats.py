@@ -55,8 +55,9 @@ def build(pipeline: beam.Pipeline, config: dict):
                    | "Parse" >> beam.Map(lambda line: _keyed_example(line)[1]))
     else:
         if config["dataset"] == "scan":
-            indexed = (pipeline | "Chunks" >> beam.Create(list(range(16)))
-                       | "GenerateScan" >> beam.FlatMap(mcd_stages.scan_chunk, 16))
+            indexed = (pipeline | "Start" >> beam.Create([None])
+                       | "GenerateScan" >> beam.FlatMap(mcd_stages.scan_indexed)
+                       | "SpreadScan" >> beam.Reshuffle())
         else:
             indexed = (pipeline | "Path" >> beam.Create([config["dataset"]])
                        | "ReadLines" >> beam.FlatMap(mcd_stages.read_indexed_lines)

@@ -29,9 +29,10 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.common import make_parser, parse_pipeline_args, run_pipeline, setup_logging
 from schemas.mixture import MixtureConfig, MixtureConfigError
 from schemas.records import DeadLetter
-from transforms import mixture_slots as slots
 from transforms import mixture_stages as st
-from transforms.mixture_io import ReadSource, ValidateFn, WriteShardFn
+from transforms.mixture_dedup import ExactDedupFn, NearDuplicateLosers
+from transforms.mixture_io import ReadSource, WriteShardFn
+from transforms.mixture_prepare import REJECTED, PrepareFn
 from transforms.mixture_registry import load_mixture
 from transforms.outputs import FinalizeOutput, WriteDeadLetters, join, match_paths
 
@@ -58,56 +59,44 @@ def check_globs(mixture: MixtureConfig) -> list[str]:
     return sorted(set(eval_paths))
 
 
-def _to_meta(element, seed: int):
-    uid, record, sha, phash = element
-    return record[4], uid, sha, phash, slots.salted_hash(seed, uid)
-
-
-def _to_slot_bucket(element, seed: int):
-    uid, record = element[0], element[1]
-    yield st.slot_bucket(record[4], slots.salted_hash(seed, uid)), (uid, record)
-
-
 def build(pipeline: beam.Pipeline, run: MixtureRun) -> dict:
     """Wire the mixture stages; returns the PCollections of written paths."""
     mix, out = run.mixture, run.output
     eval_paths = check_globs(mix)
-    rejected, read_events, valid = [], [], []
+    rejected, read_events, records, metas = [], [], [], []
     for s in mix.sources:
-        raw = pipeline | f"Read[{s.name}]" >> ReadSource(s)
-        read_events.append(raw | f"CountRead[{s.name}]" >> beam.Map(lambda _, n=s.name: ((n, "read"), 1)))
-        checked = raw | f"Validate[{s.name}]" >> beam.ParDo(ValidateFn(s, mix.filters)).with_outputs(
-            ValidateFn.REJECTED, main="ok")
-        valid.append(checked.ok)
-        rejected.append(checked[ValidateFn.REJECTED])
-    records = valid | "AllSources" >> beam.Flatten()
+        prepared = (pipeline
+                    | f"Read[{s.name}]" >> ReadSource(s)
+                    | f"Prepare[{s.name}]" >> beam.ParDo(PrepareFn(s, mix.filters, mix.seed, mix.format))
+                    .with_outputs(PrepareFn.METAS, REJECTED, PrepareFn.EVENTS, main="records"))
+        records.append(prepared.records)
+        metas.append(prepared[PrepareFn.METAS])
+        rejected.append(prepared[REJECTED])
+        read_events.append(prepared[PrepareFn.EVENTS])
 
+    eval_d, side = None, []
     if eval_paths:
         hashed = (pipeline
                   | "EvalPaths" >> beam.Create(eval_paths)
                   | "HashEval" >> beam.Map(st.hash_eval_image))
         eval_hashes = hashed | "EvalOk" >> beam.Filter(lambda x: not isinstance(x, DeadLetter))
         rejected.append(hashed | "EvalBad" >> beam.Filter(lambda x: isinstance(x, DeadLetter)))
-        clean = records | "Decontaminate" >> beam.ParDo(
-            st.DecontaminateFn(mix.decontaminate.near_image_hamming),
-            beam.pvalue.AsList(eval_hashes)).with_outputs(st.REJECTED, main="clean")
-        records = clean.clean
-        rejected.append(clean[st.REJECTED])
-
-    metas = records | "Meta" >> beam.Map(_to_meta, mix.seed)
+        eval_d, side = mix.decontaminate.near_image_hamming, [beam.pvalue.AsList(eval_hashes)]
+    skip = frozenset(s.name for s in mix.sources if not s.near_dedup)
     exact = (metas
-             | "BatchContent" >> beam.ParDo(st.BatchByKey("", st.content_group))
+             | "AllMetas" >> beam.Flatten()
              | "GroupContent" >> beam.GroupByKey()
-             | "ExactDedup" >> beam.ParDo(st.ExactDedupFn(mix.dedup.exact)).with_outputs(st.REJECTED, main="kept"))
-    kept = exact.kept
-    rejected.append(exact[st.REJECTED])
-    kept_batches = kept | "BatchKept" >> beam.ParDo(st.BatchByKey("kept", st.kept_entry))
-    to_assign = [records | "BatchRecords" >> beam.ParDo(
-        st.BatchByKey("rec", _to_slot_bucket, mix.seed, max_items=10_000)), kept_batches]
-    count_events = [kept_batches | "CountKept" >> beam.Map(st.batch_size)]
+             | "ExactDedup" >> beam.ParDo(
+                 ExactDedupFn(mix.dedup.exact, mix.dedup.near_image_hamming, skip, eval_d), *side)
+             .with_outputs(REJECTED, ExactDedupFn.NEAR_KEYS, ExactDedupFn.COUNTS, main="drops"))
+    rejected.append(exact[REJECTED])
+    to_assign = [*records, exact.drops]
+    count_events = [*(r | f"CountRecords[{s.name}]" >> beam.Map(st.batch_size)
+                      for s, r in zip(mix.sources, records)),
+                    exact[ExactDedupFn.COUNTS]]
     if mix.dedup.near_image_hamming is not None:
-        skip = frozenset(s.name for s in mix.sources if not s.near_dedup)
-        losers = kept | "NearDedup" >> st.NearDuplicateLosers(mix.dedup.near_image_hamming, skip)
+        losers = exact[ExactDedupFn.NEAR_KEYS] | "NearDedup" >> NearDuplicateLosers(
+            mix.dedup.near_image_hamming)
         to_assign.append(losers | "BatchLosers" >> beam.ParDo(st.BatchByKey("near")))
         count_events.append(losers | "UncountLosers" >> beam.Map(lambda e: (e[0], -1)))
 
@@ -119,8 +108,8 @@ def build(pipeline: beam.Pipeline, run: MixtureRun) -> dict:
                 | "AllForSlots" >> beam.Flatten()
                 | "GroupBuckets" >> beam.GroupByKey()
                 | "AssignSlots" >> beam.ParDo(st.AssignSlotsFn(mix), beam.pvalue.AsDict(bucket_counts))
-                .with_outputs(st.REJECTED, st.AssignSlotsFn.EVENTS, main="placed"))
-    rejected.append(assigned[st.REJECTED])
+                .with_outputs(REJECTED, st.AssignSlotsFn.EVENTS, main="placed"))
+    rejected.append(assigned[REJECTED])
 
     empty = (pipeline
              | "ShardIds" >> beam.Create(list(range(mix.num_shards)))

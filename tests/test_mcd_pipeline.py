@@ -25,7 +25,8 @@ def _small_dataset(path):
 def _config(dataset, out, **kw):
     config = {"dataset": str(dataset), "output": str(out), "train": 0.4, "dev": 0.05, "test": 0.05,
               "max_atom_divergence": 0.02, "target_compound_divergence": None, "seed": 0,
-              "random_baseline": False, "max_compound_size": 3, "candidates_per_step": 128}
+              "random_baseline": False, "max_compound_size": 3, "candidates_per_step": 128,
+              "restarts": 1, "swap_steps": 300}
     config.update(kw)
     return config
 

@@ -95,3 +95,14 @@ def test_keras_reproduces_recorded_test_accuracy_from_a_zoo_row(tmp_path):
     assert metrics["step"].iloc[row] == 1
     assert accuracy == pytest.approx(metrics["test_accuracy"].iloc[row], abs=1.5 / len(test))
     assert 0.0 < accuracy < 1.0
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, 0.7])
+def test_dropout_keeps_the_right_fraction_and_rescales(rate):
+    x = jnp.ones((64, 13, 13, 16))
+    out = np.asarray(small_cnn._dropout(x, jnp.float32(rate), jax.random.PRNGKey(3)))
+    kept = out != 0
+    assert kept.mean() == pytest.approx(1.0 - rate, abs=0.01)
+    np.testing.assert_allclose(out[kept], 1.0 / (1.0 - rate), rtol=1e-6)
+    other = np.asarray(small_cnn._dropout(x, jnp.float32(rate), jax.random.PRNGKey(4)))
+    assert rate == 0.0 or not np.array_equal(kept, other != 0)  # the mask follows the key

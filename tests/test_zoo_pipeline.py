@@ -97,3 +97,25 @@ def test_a_diverging_network_stops_and_is_marked():
     assert np.isnan(result.metrics["test_accuracy"][1, -1])
     assert np.isfinite(result.metrics["test_accuracy"][0]).all()
     assert result.weights.shape == (2, 2, 4970)  # the diverged run keeps its rows
+
+
+def _planted_shard(out, config, *, epochs):
+    """Write population 0's shard as an interrupted run would have, with recognisable weights."""
+    pop = zoo_sampling.populations(config["seed"], config["num_networks"], config["population"])[0]
+    net = zoo_sampling.sample_network(config["seed"], pop.indices[0])
+    rows = [{"network_index": net.index, "step": e, "diverged": False, **zoo_sampling.config_columns(net),
+             "config.dataset": config["dataset"], **{m: 0.5 for m in zoo_io.METRIC_NAMES}}
+            for e in zoo_sampling.checkpoint_epochs(epochs)]
+    zoo_io.write_shard(str(out), pop.name, np.full((len(rows), 4970), 7.0, np.float32), rows)
+
+
+@pytest.mark.parametrize("resume,epochs,reused", [(True, 1, True), (False, 1, False), (True, 2, False)])
+def test_resume_reuses_only_a_matching_shard(tmp_path, zoo, resume, epochs, reused):
+    config = _config(tmp_path, resume=resume)
+    _planted_shard(tmp_path, config, epochs=epochs)  # epochs=2: a stale shard of another run
+    weights = _run(config)
+    rows = len(zoo_sampling.checkpoint_epochs(1))
+    assert np.all(weights[:rows] == 7.0) == reused
+    np.testing.assert_array_equal(weights[rows:], zoo[1][rows:])  # the other networks trained as usual
+    if not reused:
+        np.testing.assert_array_equal(weights, zoo[1])

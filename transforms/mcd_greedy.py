@@ -7,204 +7,24 @@ toward `target_compound_divergence` (1.0 = maximize) while atom divergence stays
 Every `remove_every` steps it also tries removing a member of the side it just grew, when that
 improves the score, to escape local optima.
 
-Scoring is incremental: with unnormalized counts P (train) and Q (test), the coefficient is
-C = S / (|P|^a |Q|^(1-a)) with S = sum_k P_k^a Q_k^(1-a). Adding an example changes only the S
-terms of its own atoms and compounds and the totals, so scoring a candidate costs O(its atoms and
-compounds), not O(vocabulary). Examples are stored as CSR rows, so a whole sample of candidates is
-scored with a few numpy gathers and one bincount.
+The result of one run depends on its random candidate samples (on SCAN its D_C varies by about
++-0.015), so `restarts` independent runs are made and the best kept; a swap search (remove one,
+add one, keep the swap only if the score improves, with the atom bound as a hard constraint) then
+polishes it. Everything is keyed by the seed, so a seed always gives the same split.
+
+Scoring is incremental (transforms/mcd_scoring.py): a candidate costs O(its atoms and compounds).
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from transforms.divergence import ATOM_ALPHA, COMPOUND_ALPHA
-
-TRAIN, TEST = 0, 1
-
-
-class Rows(NamedTuple):
-    """Sparse per-example rows in CSR form: row i is idx/val[ptr[i]:ptr[i+1]]; `total` = row sums."""
-    ptr: np.ndarray
-    idx: np.ndarray
-    val: np.ndarray
-    total: np.ndarray
-
-    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = self.ptr[i], self.ptr[i + 1]
-        return self.idx[lo:hi], self.val[lo:hi]
-
-    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The entries of several rows, concatenated, with the position in `rows` of each entry."""
-        starts, lens = self.ptr[rows], self.ptr[rows + 1] - self.ptr[rows]
-        seg = np.repeat(np.arange(len(rows)), lens)
-        offsets = np.cumsum(lens) - lens
-        pos = np.arange(int(lens.sum())) - offsets[seg] + starts[seg]
-        return self.idx[pos], self.val[pos], seg
-
-
-def _csr(rows: Sequence[Mapping[str, float]], vocab: dict[str, int]) -> Rows:
-    lens = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    ptr = np.concatenate([[0], np.cumsum(lens)])
-    idx = np.fromiter((vocab[k] for r in rows for k in r), dtype=np.int64, count=int(ptr[-1]))
-    val = np.fromiter((v for r in rows for v in r.values()), dtype=np.float64, count=int(ptr[-1]))
-    total = np.add.reduceat(val, ptr[:-1]) if len(val) else np.zeros(len(rows))
-    total = np.where(lens > 0, total, 0.0)
-    return Rows(ptr, idx, val, total)
-
-
-class SparseExamples(NamedTuple):
-    """Per-example atom counts and compound weights as CSR rows over sorted vocabularies."""
-    atoms: Rows
-    comps: Rows
-    n_atoms: int
-    n_compounds: int
-
-    @property
-    def size(self) -> int:
-        return len(self.atoms.ptr) - 1
-
-
-def encode(atoms: Sequence[Mapping[str, float]], compounds: Sequence[Mapping[str, float]]
-           ) -> tuple[SparseExamples, list[str], list[str]]:
-    """Builds the CSR rows and the (sorted, so deterministic) atom and compound vocabularies."""
-    if len(atoms) != len(compounds):
-        raise ValueError("atoms and compounds must describe the same examples")
-    atom_vocab = sorted({k for r in atoms for k in r})
-    comp_vocab = sorted({k for r in compounds for k in r})
-    a_rows = _csr(atoms, {k: i for i, k in enumerate(atom_vocab)})
-    c_rows = _csr(compounds, {k: i for i, k in enumerate(comp_vocab)})
-    return SparseExamples(a_rows, c_rows, len(atom_vocab), len(comp_vocab)), atom_vocab, comp_vocab
-
-
-def keyed_rng(*key) -> np.random.Generator:
-    """A generator seeded from a hash of stable keys, so runs are reproducible anywhere."""
-    digest = hashlib.sha256("/".join(map(str, key)).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
-class _Counts:
-    """Unnormalized train/test counts of one kind (atoms or compounds) and the Chernoff sum S.
-
-    Caches P_k^a and Q_k^(1-a) per key, so scoring a move needs one power per touched key.
-    """
-
-    def __init__(self, vocab_size: int, alpha: float):
-        self.alpha = alpha
-        self.exponent = (alpha, 1.0 - alpha)
-        self.side = np.zeros((2, vocab_size))
-        self.powered = np.zeros((2, vocab_size))  # side[TRAIN]^a, side[TEST]^(1-a)
-        self.total = np.zeros(2)
-        self.s = 0.0
-
-    def recompute(self) -> None:
-        for side in (TRAIN, TEST):
-            self.powered[side] = self.side[side] ** self.exponent[side]
-        self.s = float((self.powered[TRAIN] * self.powered[TEST]).sum())
-
-    def divergence_after(self, rows: Rows, cand: np.ndarray, side: int, sign: float) -> np.ndarray:
-        """1 - C after adding (sign=+1) or removing (sign=-1) each candidate row to/from `side`."""
-        idx, val, seg = rows.gather(cand)
-        other = self.powered[1 - side][idx]
-        old = self.powered[side][idx] * other
-        new = np.maximum(self.side[side][idx] + sign * val, 0.0) ** self.exponent[side] * other
-        s_new = self.s + np.bincount(seg, weights=new - old, minlength=len(cand))
-        totals = np.empty((len(cand), 2))
-        totals[:] = self.total
-        totals[:, side] += sign * rows.total[cand]
-        denom = totals[:, TRAIN] ** self.alpha * totals[:, TEST] ** (1.0 - self.alpha)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            coef = np.where(denom > 0, s_new / np.where(denom > 0, denom, 1.0), 0.0)
-        return 1.0 - coef
-
-    def divergence(self) -> float:
-        denom = self.total[TRAIN] ** self.alpha * self.total[TEST] ** (1.0 - self.alpha)
-        return 1.0 - (self.s / denom if denom > 0 else 0.0)
-
-    def apply(self, idx: np.ndarray, val: np.ndarray, side: int, sign: float) -> None:
-        self.s -= float((self.powered[TRAIN][idx] * self.powered[TEST][idx]).sum())
-        self.side[side][idx] += sign * val  # a row never repeats a key
-        if sign < 0:  # removals may leave -1e-17 behind
-            self.side[side][idx] = np.maximum(self.side[side][idx], 0.0)
-        self.powered[side][idx] = self.side[side][idx] ** self.exponent[side]
-        self.s += float((self.powered[TRAIN][idx] * self.powered[TEST][idx]).sum())
-        self.total[side] = max(self.total[side] + sign * float(val.sum()), 0.0)
-
-
-class DivergenceState:
-    """Train/test membership counts with O(row) incremental scoring of moves."""
-
-    def __init__(self, data: SparseExamples):
-        self.data = data
-        self.atoms = _Counts(data.n_atoms, ATOM_ALPHA)
-        self.comps = _Counts(data.n_compounds, COMPOUND_ALPHA)
-
-    def divergences(self) -> tuple[float, float]:
-        return self.atoms.divergence(), self.comps.divergence()
-
-    def score_moves(self, rows: np.ndarray, side: int, sign: float) -> tuple[np.ndarray, np.ndarray]:
-        d = self.data
-        return (self.atoms.divergence_after(d.atoms, rows, side, sign),
-                self.comps.divergence_after(d.comps, rows, side, sign))
-
-    def apply(self, row: int, side: int, sign: float) -> None:
-        d = self.data
-        self.atoms.apply(*d.atoms.row(row), side, sign)
-        self.comps.apply(*d.comps.row(row), side, sign)
-
-    def resync(self) -> None:
-        """Recomputes S from the counts, to stop floating-point drift over many updates."""
-        self.atoms.recompute()
-        self.comps.recompute()
-
-
-def naive_score_moves(data: SparseExamples, members: Sequence[set[int]], rows: np.ndarray, side: int,
-                      sign: float) -> tuple[np.ndarray, np.ndarray]:
-    """Reference scorer: rebuilds both full distributions for every candidate (O(vocabulary)).
-
-    Used by tests to check the incremental scorer and by benchmarks/mcd.py as the speed baseline.
-    """
-    out_a, out_c = np.zeros(len(rows)), np.zeros(len(rows))
-    for j, row in enumerate(rows):
-        sets = [set(members[TRAIN]), set(members[TEST])]
-        (sets[side].add if sign > 0 else sets[side].discard)(int(row))
-        for kind, alpha, out in (("atom", ATOM_ALPHA, out_a), ("comp", COMPOUND_ALPHA, out_c)):
-            rows_of = data.atoms if kind == "atom" else data.comps
-            width = data.n_atoms if kind == "atom" else data.n_compounds
-            dists = []
-            for members_now in sets:
-                vec = np.zeros(width)
-                for i in members_now:
-                    idx, val = rows_of.row(i)
-                    vec[idx] += val
-                dists.append(vec / vec.sum() if vec.sum() > 0 else vec)
-            out[j] = 1.0 - float((dists[0] ** alpha * dists[1] ** (1 - alpha)).sum())
-    return out_a, out_c
-
-
-def full_vector_score_moves(state: DivergenceState, rows: np.ndarray, side: int, sign: float
-                            ) -> tuple[np.ndarray, np.ndarray]:
-    """Non-incremental scorer over the maintained count vectors: O(vocabulary) per candidate.
-
-    The natural baseline without the incremental trick (benchmarks/mcd.py times both).
-    """
-    d = state.data
-    out = []
-    for counts, rows_of in ((state.atoms, d.atoms), (state.comps, d.comps)):
-        res = np.zeros(len(rows))
-        for j, row in enumerate(rows):
-            vecs = counts.side.copy()
-            idx, val = rows_of.row(row)
-            vecs[side][idx] += sign * val
-            np.maximum(vecs, 0.0, out=vecs)
-            p, q = vecs[TRAIN] / vecs[TRAIN].sum(), vecs[TEST] / vecs[TEST].sum()
-            res[j] = 1.0 - float((p ** counts.alpha * q ** (1.0 - counts.alpha)).sum())
-        out.append(res)
-    return out[0], out[1]
+from transforms.mcd_scoring import (  # noqa: F401  (re-exported: the split's public face)
+    TEST, TRAIN, DivergenceState, Rows, SparseExamples, encode, full_vector_score_moves, keyed_rng,
+    naive_score_moves)
 
 
 @dataclass(frozen=True)
@@ -215,11 +35,14 @@ class GreedyConfig:
     max_atom_divergence: float = 0.02
     target_compound_divergence: float | None = None  # None: maximize
     seed: int = 0
-    candidates_per_step: int = 512
+    candidates_per_step: int = 256
     remove_every: int = 2
     removal_candidates: int = 256
     atom_penalty: float = 20.0
     atom_margin: float = 0.97  # aim a bit under the limit so dev and test halves keep to it too
+    restarts: int = 2  # independent greedy constructions; the best by score is kept
+    swap_steps: int = 2000  # local search after the greedy: remove-one-add-one swaps, kept if better
+    swap_candidates: int = 512
     record_every: int = 50
 
 
@@ -232,12 +55,20 @@ class SplitResult(NamedTuple):
     steps: int
     removals: int
     seconds: float
+    restart: int = 0  # which of the restarts was kept
+    swaps: int = 0  # swaps the local search kept
 
 
-def _score(d_a: np.ndarray, d_c: np.ndarray, cfg: GreedyConfig) -> np.ndarray:
+def _score(d_a: np.ndarray, d_c: np.ndarray, cfg: GreedyConfig, atom_bound: float | None = None,
+           atom_penalty: float | None = None) -> np.ndarray:
+    """Higher is better: closeness of D_C to its target, minus a penalty for D_A over its bound."""
     target = 1.0 if cfg.target_compound_divergence is None else cfg.target_compound_divergence
-    over = np.maximum(d_a - cfg.max_atom_divergence * cfg.atom_margin, 0.0)
-    return -np.abs(d_c - target) - cfg.atom_penalty * over
+    bound = cfg.max_atom_divergence * cfg.atom_margin if atom_bound is None else atom_bound
+    penalty = cfg.atom_penalty if atom_penalty is None else atom_penalty
+    return -np.abs(d_c - target) - penalty * np.maximum(d_a - bound, 0.0)
+
+
+_HARD_PENALTY = 1e6  # makes the atom bound a constraint: no gain in D_C outweighs it
 
 
 class _Bag:
@@ -266,11 +97,65 @@ class _Bag:
     def sample(self, rng: np.random.Generator, k: int) -> np.ndarray:
         if self.n <= k:
             return self.items[:self.n].copy()
-        return np.unique(self.items[rng.integers(0, self.n, size=k)])
+        return self.items[rng.integers(0, self.n, size=k)]  # repeats are harmless to an argmax
+
+
+def _swap_search(state: DivergenceState, sides: list[_Bag], unused: _Bag, cfg: GreedyConfig,
+                 rng: np.random.Generator, trajectory: list[dict], first_step: int) -> int:
+    """Local search at fixed sizes, after the greedy: take out of one side the sampled member whose
+    removal helps compound divergence most, put in the sampled unused example that then scores
+    best, and keep the swap only if the score improved (else put the member back).
+
+    The atom limit is hard here (a swap may never take D_A over the bound, or further over it), so
+    the phase never lowers the score and never breaks the atom limit. Returns the swaps kept.
+    """
+    if unused.n == 0 or min(sides[TRAIN].n, sides[TEST].n) < 2:
+        return 0  # nothing to swap in, or a side that a swap would empty
+    target = 1.0 if cfg.target_compound_divergence is None else cfg.target_compound_divergence
+    bound = max(cfg.max_atom_divergence * cfg.atom_margin, state.divergences()[0])
+
+    def strict(d_a, d_c):
+        return _score(np.atleast_1d(d_a), np.atleast_1d(d_c), cfg, bound, _HARD_PENALTY)
+
+    kept = 0
+    current = strict(*state.divergences())[0]
+    for step in range(cfg.swap_steps):
+        side = TEST if step % 2 == 0 else TRAIN
+        members = sides[side].sample(rng, cfg.removal_candidates)
+        out = int(members[int(np.argmin(np.abs(state.score_moves(members, side, -1)[1] - target)))])
+        state.apply(out, side, -1)
+        cand = unused.sample(rng, cfg.swap_candidates)
+        scores = strict(*state.score_moves(cand, side, +1))
+        j = int(np.argmax(scores))
+        if scores[j] > current + 1e-12:
+            new = int(cand[j])
+            sides[side].remove(out)
+            unused.add(out)
+            unused.remove(new)
+            sides[side].add(new)
+            state.apply(new, side, +1)
+            current = float(scores[j])
+            kept += 1
+        else:
+            state.apply(out, side, +1)
+        if (step + 1) % 1000 == 0:
+            state.resync()
+            current = strict(*state.divergences())[0]
+        if (step + 1) % cfg.record_every == 0:
+            d_atom, d_comp = state.divergences()
+            trajectory.append({"step": first_step + step + 1, "train": sides[TRAIN].n,
+                               "test": sides[TEST].n, "atom_divergence": d_atom,
+                               "compound_divergence": d_comp})
+    return kept
 
 
 def greedy_split(data: SparseExamples, cfg: GreedyConfig, pool: Sequence[int] | None = None) -> SplitResult:
     """Builds train/test index lists of the configured sizes from `pool` (default: all examples).
+
+    Runs `cfg.restarts` independent greedy constructions (keyed by seed and restart number), keeps
+    the best by score, and improves it with `cfg.swap_steps` steps of swap search. A greedy run's
+    D_C varies by about +-0.015 with its random candidate samples (on SCAN), so the best of a few
+    cheaper runs beats one run with more candidates.
 
     Raises:
         ValueError: if the sizes cannot be met from the pool.
@@ -281,7 +166,27 @@ def greedy_split(data: SparseExamples, cfg: GreedyConfig, pool: Sequence[int] | 
         raise ValueError(f"train and test sizes must be >= 1 (got {cfg.train_size}, {cfg.test_size})")
     if cfg.train_size + cfg.test_size > len(pool):
         raise ValueError(f"train {cfg.train_size} + test {cfg.test_size} exceed the pool of {len(pool)}")
-    rng = keyed_rng("mcd-greedy", cfg.seed)
+    best, best_score = None, -np.inf
+    for restart in range(max(cfg.restarts, 1)):
+        run = _build_once(data, cfg, pool, restart)
+        score = float(_score(*map(np.atleast_1d, run[0].divergences()), cfg)[0])
+        if score > best_score:
+            best, best_score = (*run, restart), score
+    state, sides, unused, rng, trajectory, steps, removals, restart = best
+    swaps = _swap_search(state, sides, unused, cfg, rng, trajectory, steps)
+    state.resync()
+    d_atom, d_comp = state.divergences()
+    trajectory.append({"step": steps + cfg.swap_steps, "train": sides[TRAIN].n, "test": sides[TEST].n,
+                       "atom_divergence": d_atom, "compound_divergence": d_comp})
+    train = sorted(int(i) for i in sides[TRAIN].items[:sides[TRAIN].n])
+    test = sorted(int(i) for i in sides[TEST].items[:sides[TEST].n])
+    return SplitResult(train, test, d_atom, d_comp, trajectory, steps, removals,
+                       time.perf_counter() - start, restart, swaps)
+
+
+def _build_once(data: SparseExamples, cfg: GreedyConfig, pool: np.ndarray, restart: int):
+    """One greedy construction from one keyed random stream; returns its state and history."""
+    rng = keyed_rng("mcd-greedy", cfg.seed) if restart == 0 else keyed_rng("mcd-greedy", cfg.seed, restart)
     state = DivergenceState(data)
     unused = _Bag(pool, data.size)
     sides = [_Bag([], data.size), _Bag([], data.size)]
@@ -326,12 +231,7 @@ def greedy_split(data: SparseExamples, cfg: GreedyConfig, pool: Sequence[int] | 
         raise RuntimeError(f"greedy split stopped after {steps} steps at sizes "
                            f"{sides[TRAIN].n}/{sides[TEST].n}; lower remove_every's effect or the sizes")
     state.resync()
-    d_atom, d_comp = state.divergences()
-    trajectory.append({"step": steps, "train": sides[TRAIN].n, "test": sides[TEST].n,
-                       "atom_divergence": d_atom, "compound_divergence": d_comp})
-    train = sorted(int(i) for i in sides[TRAIN].items[:sides[TRAIN].n])
-    test = sorted(int(i) for i in sides[TEST].items[:sides[TEST].n])
-    return SplitResult(train, test, d_atom, d_comp, trajectory, steps, removals, time.perf_counter() - start)
+    return state, sides, unused, rng, trajectory, steps, removals
 
 
 def random_split(n_pool: int, train_size: int, test_size: int, seed: int) -> tuple[list[int], list[int]]:

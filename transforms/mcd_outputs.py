@@ -50,17 +50,19 @@ def make_split(records: list[dict], config: dict) -> dict:
     trajectory: list[dict] = []
     if config.get("random_baseline"):
         train_pos, hold_pos = mcd_greedy.random_split(n, n_train, n_dev + n_test, config["seed"])
-        steps = removals = 0
+        steps = removals = swaps = restart = 0
     else:
         data, _, _ = mcd_greedy.encode(atoms, comps)
         cfg = mcd_greedy.GreedyConfig(
             train_size=n_train, test_size=n_dev + n_test, seed=config["seed"],
             max_atom_divergence=config["max_atom_divergence"],
             target_compound_divergence=config.get("target_compound_divergence"),
-            candidates_per_step=config.get("candidates_per_step", 512))
+            candidates_per_step=config.get("candidates_per_step", 256),
+            restarts=config.get("restarts", 2), swap_steps=config.get("swap_steps", 2000))
         result = mcd_greedy.greedy_split(data, cfg)
         train_pos, hold_pos = result.train, result.test
         trajectory, steps, removals = result.trajectory, result.steps, result.removals
+        swaps, restart = result.swaps, result.restart
     seconds = time.perf_counter() - start
     dev_pos, test_pos = mcd_greedy.divide_holdout(atoms, train_pos, hold_pos, n_dev, config["seed"])
     index = [r["index"] for r in records]
@@ -75,7 +77,8 @@ def make_split(records: list[dict], config: dict) -> dict:
         "train_holdout": divergence.split_divergences(atoms, comps, train_pos, hold_pos),
         "max_atom_divergence": config["max_atom_divergence"],
         "target_compound_divergence": config.get("target_compound_divergence"),
-        "split_seconds": seconds, "steps": steps, "removals": removals,
+        "split_seconds": seconds, "steps": steps, "removals": removals, "swaps_kept": swaps,
+        "restart_kept": restart, "restarts": config.get("restarts", 2),
         "num_atoms": len({k for a in atoms for k in a}), "num_compounds": len({k for c in comps for k in c}),
     }
     return {"split": split, "stats": stats, "trajectory": trajectory, "records": records}

@@ -21,14 +21,14 @@ import struct
 from typing import Any, Callable, Iterable
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 import google_crc32c
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from schemas.mixture import MIXTURE_ARROW_SCHEMA, FilterConfig, MixtureRecord, SourceConfig
 from schemas.records import DeadLetter
-from transforms.image_hash import decode_image, phash_image
+from transforms.mixture_hash import decode_grey, phash_greys
 from transforms.progress import count
 
 NAMESPACE = "mixture"
@@ -145,9 +145,9 @@ def _image_bytes(row: dict, read_path: Callable[[str], bytes]) -> bytes:
     raise KeyError("image")
 
 
-def validate_row(row: dict, source: SourceConfig, filters: FilterConfig,
-                 read_path: Callable[[str], bytes]) -> tuple[MixtureRecord, str, int] | DeadLetter:
-    """Row -> (record, content sha256, image pHash), or a DeadLetter saying why not.
+def check_fields(row: dict, source: SourceConfig,
+                 read_path: Callable[[str], bytes]) -> tuple[str, str, str, bytes] | DeadLetter:
+    """Row -> (id, prefix, suffix, image bytes), or a DeadLetter for a missing or unreadable field.
 
     Required: `id`, an image, `suffix`, and `prefix` unless the source config supplies one.
     """
@@ -170,20 +170,59 @@ def validate_row(row: dict, source: SourceConfig, filters: FilterConfig,
         return letter(source.name, rid, "validate", "missing_field", "image or image_path")
     except (OSError, ValueError) as e:
         return letter(source.name, rid, "validate", "unreadable_image", str(e))
+    return rid, prefix, suffix, image_bytes
+
+
+def check_image(source: str, rid: str, suffix: str, image_bytes: bytes,
+                filters: FilterConfig) -> np.ndarray | DeadLetter:
+    """Decode (whole file, so truncated images fail) and filter -> 32x32 grey thumbnail or DeadLetter."""
     try:
-        image = decode_image(image_bytes)
+        grey, (w, h) = decode_grey(image_bytes)
     except ValueError as e:
-        return letter(source.name, rid, "validate", "undecodable_image", str(e))
-    w, h = image.size
+        return letter(source, rid, "validate", "undecodable_image", str(e))
     if filters.min_side and min(w, h) < filters.min_side:
-        return letter(source.name, rid, "filter", "too_small", f"{w}x{h} < {filters.min_side}")
+        return letter(source, rid, "filter", "too_small", f"{w}x{h} < {filters.min_side}")
     if filters.max_aspect and max(w, h) / max(min(w, h), 1) > filters.max_aspect:
-        return letter(source.name, rid, "filter", "bad_aspect", f"{w}x{h} > {filters.max_aspect}")
+        return letter(source, rid, "filter", "bad_aspect", f"{w}x{h} > {filters.max_aspect}")
     if filters.max_suffix_chars and len(suffix) > filters.max_suffix_chars:
-        return letter(source.name, rid, "filter", "suffix_too_long",
+        return letter(source, rid, "filter", "suffix_too_long",
                       f"{len(suffix)} > {filters.max_suffix_chars} chars")
-    record = MixtureRecord(id=rid, image=image_bytes, prefix=prefix, suffix=suffix, source=source.name)
-    return record, content_sha256(record), phash_image(image)
+    return grey
+
+
+def validate_rows(rows: list[dict], source: SourceConfig, filters: FilterConfig,
+                  read_path: Callable[[str], bytes]) -> list[tuple[MixtureRecord, str, int] | DeadLetter]:
+    """Rows -> (record, content sha256, image pHash) or a DeadLetter each, in order.
+
+    The pHashes of the batch are computed together (`phash_greys`); a row's result does not
+    depend on the other rows of the batch.
+    """
+    out: list = []
+    greys, positions = [], []
+    for row in rows:
+        fields = check_fields(row, source, read_path)
+        if isinstance(fields, DeadLetter):
+            out.append(fields)
+            continue
+        rid, prefix, suffix, image_bytes = fields
+        grey = check_image(source.name, rid, suffix, image_bytes, filters)
+        if isinstance(grey, DeadLetter):
+            out.append(grey)
+            continue
+        record = MixtureRecord(id=rid, image=image_bytes, prefix=prefix, suffix=suffix, source=source.name)
+        positions.append(len(out))
+        greys.append(grey)
+        out.append(record)
+    for pos, phash in zip(positions, phash_greys(greys)):
+        record = out[pos]
+        out[pos] = (record, content_sha256(record), phash)
+    return out
+
+
+def validate_row(row: dict, source: SourceConfig, filters: FilterConfig,
+                 read_path: Callable[[str], bytes]) -> tuple[MixtureRecord, str, int] | DeadLetter:
+    """One row -> (record, content sha256, image pHash), or a DeadLetter saying why not."""
+    return validate_rows([row], source, filters, read_path)[0]
 
 
 def content_sha256(record: MixtureRecord) -> str:
@@ -286,32 +325,11 @@ class ReadSource(beam.PTransform):
                 | "ParseExample" >> beam.Map(lambda b, name=s.name: parse_example(name, b)))
 
 
-class ValidateFn(beam.DoFn):
-    """Raw row -> main output (uid, record fields tuple, sha, phash), or tagged 'rejected' DeadLetter."""
-
-    REJECTED = "rejected"
-
-    def __init__(self, source: SourceConfig, filters: FilterConfig):
-        self._source, self._filters = source, filters
-
-    def setup(self):
-        self._read = Metrics.counter(NAMESPACE, f"read:{self._source.name}")
-
-    def process(self, row):
-        self._read.inc()
-        out = row if isinstance(row, DeadLetter) else validate_row(
-            row, self._source, self._filters, _read_path)
-        if isinstance(out, DeadLetter):
-            count(NAMESPACE, f"rejected:{out.reason}")
-            yield beam.pvalue.TaggedOutput(self.REJECTED, out)
-            return
-        record, sha, phash = out
-        fields = (record.id, record.image, record.prefix, record.suffix, record.source)
-        yield f"{record.source}/{record.id}/{sha[:16]}", fields, sha, phash
-
-
 class WriteShardFn(beam.DoFn):
-    """(shard index, batches of (slot, record fields)) -> one shard file, written atomically; yields its path."""
+    """(shard index, batches of (slot, payload)) -> one shard file, written atomically; yields its path.
+
+    Payloads are framed TFRecords (tfrecord) or record field tuples (parquet).
+    """
 
     def __init__(self, output_dir: str, num_shards: int, fmt: str):
         self._output_dir, self._num_shards, self._fmt = output_dir, num_shards, fmt
@@ -320,10 +338,12 @@ class WriteShardFn(beam.DoFn):
         from transforms.outputs import atomic_write_bytes, join  # pylint: disable=import-outside-toplevel
         shard, items = element
         slotted = sorted((it for batch in items for it in batch), key=lambda it: it[0])
-        records = [MixtureRecord(*fields) for _, fields in slotted]
-        data = tfrecord_bytes(records) if self._fmt == "tfrecord" else parquet_bytes(records)
+        if self._fmt == "tfrecord":
+            data = b"".join(payload for _, payload in slotted)
+        else:
+            data = parquet_bytes(MixtureRecord(*fields) for _, fields in slotted)
         path = join(self._output_dir, shard_name(shard, self._num_shards, self._fmt))
         atomic_write_bytes(path, data)
         count(NAMESPACE, "shards_written")
-        count(NAMESPACE, "records_written", len(records))
+        count(NAMESPACE, "records_written", len(slotted))
         yield path

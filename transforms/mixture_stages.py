@@ -1,21 +1,19 @@
-"""The Beam stages of `tessera mixture`: decontaminate, deduplicate, assign slots, count.
+"""The Beam stages of `tessera mixture` after dedup: assign slots, count, write stats.
 
-Only small metadata tuples go through the dedup shuffles; the full records (with their image
-bytes) are shuffled twice: once into their (source, rank bucket), where they meet the dedup
-verdicts and get their slots, once into shards. Shuffled values travel in per-bundle batches
-(`BatchByKey`), as the runner's cost is per element. Every decision is a function of salted
-hashes of record keys and every consumer sorts its input, so the output does not depend on how
-the runner splits or batches the work.
+The full records (with their image bytes) are shuffled twice: once into their (source, rank
+bucket), where they meet the dedup verdicts and get their slots, once into shards. Shuffled
+values travel in per-bundle batches (`KeyedBatches`, `BatchByKey`), as the runner's cost is per
+element. Every decision is a function of salted hashes of record keys and every consumer sorts
+its input, so the output does not depend on how the runner splits or batches the work.
 
 Element shapes:
-  record:   (uid, (id, image, prefix, suffix, source), sha, phash)   after ValidateFn; a plain
-            tuple (the MixtureRecord field order), so coders never fall back to pickling
-  meta:     (source, uid, sha, phash, order_key)                      small, for dedup and ranking
-  placed:   (shard, [(slot, record), ...])                            out of AssignSlotsFn
+  record:   (order_key, uid, payload)             out of PrepareFn, batched per slot bucket; the
+            payload is the framed tf.train.Example (or the record fields for Parquet)
+  meta:     (source, uid, sha, phash, order_key)  small, for decontamination and dedup
+  placed:   (shard, [(slot, payload), ...])       out of AssignSlotsFn
 """
 from __future__ import annotations
 
-import json
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -24,13 +22,12 @@ from apache_beam.transforms.window import GlobalWindows
 from schemas.mixture import MixtureConfig
 from schemas.records import DeadLetter
 from transforms import mixture_slots as slots
-from transforms.image_hash import decode_image, phash_image, to_hex
+from transforms.mixture_hash import phash_bytes
+from transforms.mixture_dedup import _uid_parts
 from transforms.mixture_io import NAMESPACE, letter, source_of
-from transforms.near_dup_index import MultiIndexHash, bucket_keys, pairs_in_bucket
+from transforms.mixture_prepare import REJECTED, from_wire
 from transforms.outputs import atomic_write_json, join
 from transforms.progress import count
-
-REJECTED = "rejected"
 
 
 # ---------------------------------------------------------------- eval images
@@ -38,36 +35,10 @@ REJECTED = "rejected"
 def hash_eval_image(path: str) -> tuple[int, str] | DeadLetter:
     try:
         with FileSystems.open(path) as f:
-            return phash_image(decode_image(f.read())), path
+            return phash_bytes(f.read()), path
     except (OSError, ValueError) as e:
         count(NAMESPACE, "eval_unreadable")
         return DeadLetter(key=f"eval/{path}", stage="eval", reason="undecodable_eval_image", detail=str(e))
-
-
-class DecontaminateFn(beam.DoFn):
-    """Drops records whose image is within d of any eval image (MultiIndexHash side input)."""
-
-    def __init__(self, d: int):
-        self._d = d
-        self._cache_key, self._index, self._paths = None, None, None
-
-    def process(self, element, eval_hashes):
-        key = (len(eval_hashes), id(eval_hashes))
-        if key != self._cache_key:
-            ordered = sorted(eval_hashes)
-            self._index = MultiIndexHash([h for h, _ in ordered], self._d)
-            self._paths = [p for _, p in ordered]
-            self._cache_key = key
-        uid, record, _, phash = element
-        hit = self._index.nearest(phash) if len(self._index) else None
-        if hit is None:
-            yield element
-            return
-        idx, dist = hit
-        count(NAMESPACE, "contaminated")
-        yield beam.pvalue.TaggedOutput(REJECTED, letter(
-            record[4], record[0], "decontaminate", "contaminated",
-            f"pHash {to_hex(phash)} within {dist} bits of eval image {self._paths[idx]}"))
 
 
 # ---------------------------------------------------------------- batching
@@ -115,105 +86,6 @@ def batch_size(element):
     """(key, (tag, values)) -> (key, number of values): counts without touching each value."""
     key, (_, values) = element
     return key, len(values)
-
-
-def _unbatch(tagged_batches):
-    for _, values in tagged_batches:
-        yield from values
-
-
-# ---------------------------------------------------------------- deduplication
-
-def _uid_parts(uid: str) -> tuple[str, str]:
-    source, rest = uid.split("/", 1)
-    return source, rest.rsplit("/", 1)[0]
-
-
-def content_group(meta):
-    """Exact-dedup groups: (source, first byte of the sha); identical content always shares one."""
-    yield (meta[0], meta[2][:2]), meta
-
-
-class ExactDedupFn(beam.DoFn):
-    """Per (source, sha): the meta with the smallest order key is kept; the rest are rejected.
-
-    With `exact` off, only records that are identical including their id are collapsed (they
-    cannot be told apart downstream). Input: ((source, sha prefix), batches of metas).
-    """
-
-    def __init__(self, exact: bool):
-        self._exact = exact
-
-    def process(self, element):
-        _, batches = element
-        by_sha: dict = {}
-        for meta in _unbatch(batches):
-            by_sha.setdefault(meta[2], []).append(meta)
-        for sha in sorted(by_sha):
-            yield from self._dedup(by_sha[sha])
-
-    def _dedup(self, metas):
-        ordered = sorted(metas, key=lambda m: (m[4], m[1]))
-        seen = set()
-        for i, meta in enumerate(ordered):
-            uid = meta[1]
-            if (self._exact and i == 0) or (not self._exact and uid not in seen):
-                seen.add(uid)
-                yield meta
-                continue
-            count(NAMESPACE, "duplicate")
-            source, rid = _uid_parts(uid)
-            yield beam.pvalue.TaggedOutput(REJECTED, letter(
-                source, rid, "dedup_exact", "duplicate", f"same content as {ordered[0][1]}"))
-
-
-def _near_keys(meta, d: int, skip: frozenset):
-    source, uid, _, phash, order_key = meta
-    if source in skip:
-        return
-    for chunk, value in bucket_keys(phash, d):
-        yield (source, chunk, value), (order_key, uid, phash)
-
-
-def _near_losers(element, d: int):
-    """Within one bucket: for each pair within d, the member with the larger order key loses.
-
-    Yields (loser uid, (winner uid, loser order key)).
-    """
-    (_, chunk, _), batches = element
-    members = sorted(_unbatch(batches))
-    for i, j in pairs_in_bucket([m[2] for m in members], chunk, d):
-        yield members[j][1], (members[i][1], members[j][0])
-
-
-def _loser_entry(element):
-    """(loser uid, [(winner, order key)]) -> (its slot bucket, (uid, smallest winner uid))."""
-    uid, hits = element
-    hits = list(hits)
-    return (uid.split("/", 1)[0], slots.rank_bucket(hits[0][1])), (uid, min(w for w, _ in hits))
-
-
-class NearDuplicateLosers(beam.PTransform):
-    """kept metas -> (bucket key, (uid, winner)) for every record within d of one that sorts earlier.
-
-    Buckets are the d+1 exact chunks of the pHash (pigeonhole), grouped by GroupByKey; a record
-    loses if any near neighbour of the same source has a smaller salted order key. The losers
-    (few) are grouped once by uid so each comes out once; they are removed where slots are
-    assigned, so the full list of metas never needs a join by uid.
-    """
-
-    def __init__(self, d: int, skip_sources: frozenset):
-        super().__init__()
-        self._d, self._skip = d, skip_sources
-
-    def expand(self, metas):
-        d, skip = self._d, self._skip
-        return (metas
-                | "BatchBuckets" >> beam.ParDo(BatchByKey("", _near_keys, d, skip))
-                | "GroupBuckets" >> beam.GroupByKey()
-                | "PairsInBucket" >> beam.FlatMap(_near_losers, d)
-                | "GroupLosers" >> beam.GroupByKey()
-                | "LoserEntry" >> beam.Map(_loser_entry))
 
 
 # ---------------------------------------------------------------- slots
@@ -273,12 +145,13 @@ def slot_bucket(source: str, order_key: int) -> tuple[str, int]:
 
 
 class AssignSlotsFn(beam.DoFn):
-    """One (source, rank bucket) with its records, kept metas and near-duplicate losers -> shards.
+    """One (source, rank bucket) with its records and dedup verdicts -> shards.
 
-    Input values are batches tagged "rec" ((uid, record) for every clean record), "kept"
-    ((order_key, uid) after exact dedup) and "near" ((uid, winner) near-duplicate losers). The
-    kept records that are not losers, in (order_key, uid) order, get ranks offset by the counts
-    of earlier buckets; each occurrence becomes (shard, [(slot, record)]). Also yields rejected
+    Input values are batches tagged "rec" ((order_key, uid, payload) for every valid record),
+    "drop" (uids of exact duplicates and contaminated records) and "near" ((uid, winner)
+    near-duplicate losers). The records that are none of these, in (order_key, uid) order, get
+    ranks offset by the counts of earlier buckets; each occurrence becomes (shard, [(slot,
+    payload)]). Also yields rejected
     letters (near_duplicate, not_selected) and ((source, field), n) stats events.
     """
 
@@ -290,18 +163,18 @@ class AssignSlotsFn(beam.DoFn):
 
     def process(self, element, bucket_counts):
         (source, bucket), tagged = element
-        records, kept, near = {}, [], {}
+        records, keys, dropped, near = {}, {}, set(), {}
         for tag, values in tagged:
             if tag == "rec":
-                for uid, record in values:
-                    records.setdefault(uid, record)
-            elif tag == "kept":
-                kept.extend(values)
+                for key, uid, record in values:
+                    records[uid], keys[uid] = record, key  # a repeated uid is the same record
+            elif tag == "drop":
+                dropped.update(values)
             else:
                 near.update(values)
+        kept = sorted((from_wire(k), uid) for uid, k in keys.items() if uid not in dropped)
         if not kept:
             return
-        kept.sort()
         plan = self._cache.plan(bucket_counts)
         offsets = self._cache.offsets(bucket_counts, source)
         size, share, total = plan.sizes[source], plan.shares[source], plan.total
@@ -377,10 +250,3 @@ class WriteStatsFn(beam.DoFn):
         atomic_write_json(path, stats)
         count(NAMESPACE, "stats_written")
         yield path
-
-
-def kept_entry(meta):
-    """kept meta -> (its slot bucket, (order_key, uid)), what AssignSlotsFn ranks."""
-    source, uid, _, _, order_key = meta
-    yield (source, slots.rank_bucket(order_key)), (order_key, uid)
-

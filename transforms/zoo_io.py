@@ -79,6 +79,32 @@ def _read_shard(desc: dict, row_bytes: int):
             yield index, wf.read(row_bytes * per_net), rows
 
 
+def existing_shard(output_dir: str, name: str, expected_rows: list[dict], num_params: int) -> dict | None:
+    """The descriptor of an already written shard that holds exactly `expected_rows`, else None.
+
+    Used by `--resume`: a shard is reused only if both files exist (the CSV is written last), its
+    rows name the same networks, checkpoints and sampled configs, and weights.npy has one row of
+    `num_params` per metrics row; anything else (a stale shard of another seed, epoch count or
+    dataset, a half-written pair) is retrained.
+    """
+    base = join(output_dir, "shards", name)
+    if not (FileSystems.exists(base + ".npy") and FileSystems.exists(base + ".csv")):
+        return None
+    with FileSystems.open(base + ".csv", compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        rows = list(csv.DictReader(io.StringIO(f.read().decode())))
+    keys = ("network_index", "step") + CONFIG_COLUMNS
+    if [[str(r.get(k)) for k in keys] for r in rows] != [[str(r[k]) for k in keys] for r in expected_rows]:
+        return None
+    with FileSystems.open(base + ".npy", compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        major, _ = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, _ = read_header(f)
+    if tuple(shape) != (len(rows), num_params):
+        return None
+    indices = sorted({int(r["network_index"]) for r in rows})
+    return {"name": name, "indices": indices, "rows": len(rows), "dir": output_dir}
+
+
 def assemble(output_dir: str, shards: list[dict], num_params: int = small_cnn.NUM_PARAMS) -> list[str]:
     """Merge population shards by network index into weights.npy, metrics.csv.gz, index.parquet.
 

@@ -53,6 +53,12 @@ class TrainPopulationFn(beam.DoFn):
     def process(self, pop: Population):
         cfg = self._config
         configs = [sample_network(cfg["seed"], i) for i in pop.indices]
+        if cfg.get("resume"):
+            done = _resumable_shard(cfg, pop, configs, self._dataset)
+            if done is not None:
+                count(NAMESPACE, "populations_resumed")
+                yield done
+                return
         # Pad with copies of the last network so populations reuse a few compiled shapes; the
         # padding is a function of (seed, N, P) only, so results do not depend on the runner.
         width = padded_size(len(configs), cfg["population"])
@@ -77,6 +83,15 @@ class TrainPopulationFn(beam.DoFn):
         logging.info("%s: %d networks (%s/%s/%s), %d diverged", pop.name, n, pop.optimizer,
                      pop.activation, pop.w_init, int(result.diverged.sum()))
         yield zoo_io.write_shard(cfg["output"], pop.name, weights, rows)
+
+
+def _resumable_shard(cfg: dict, pop: Population, configs, dataset) -> dict | None:
+    """An earlier run's shard of this population, if it holds exactly what training would write."""
+    from transforms.zoo_sampling import checkpoint_epochs
+    expected = [{"network_index": c.index, "step": epoch, **config_columns(c), "config.dataset": cfg["dataset"]}
+                for c in configs for epoch in checkpoint_epochs(cfg["epochs"])]
+    return zoo_io.existing_shard(cfg["output"], pop.name, expected,
+                                 zoo_io.small_cnn.num_params(dataset.images.shape[-1]))
 
 
 def assemble_zoo(shards: list[dict], config: dict) -> list[str]:

@@ -1,0 +1,76 @@
+"""The mixture's fast decode + batched pHash: undecodable images still fail, sizes come from the
+header, hashes do not depend on the batch, and they stay the pHash of `image_hash`."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from transforms import image_hash
+from transforms.mixture_hash import decode_grey, phash_bytes, phash_greys
+from transforms.mixture_synth import distinct_image, encode, perturb
+
+
+def _jpeg(image: Image.Image, **options) -> bytes:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, "JPEG", quality=90, **options)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("size", [(40, 40), (64, 48), (512, 384)])  # 512x384 decodes at 1/8 scale
+@pytest.mark.parametrize("kind", ["png", "jpeg", "progressive"])
+def test_truncated_images_fail_and_whole_ones_decode(size, kind):
+    image = distinct_image(7, max(size)).resize(size)
+    data = {"png": lambda: encode(image), "jpeg": lambda: _jpeg(image),
+            "progressive": lambda: _jpeg(image, progressive=True)}[kind]()
+    grey, (w, h) = decode_grey(data)
+    assert grey.shape == (32, 32) and grey.dtype == np.uint8 and (w, h) == size
+    for cut in (len(data) - 2, len(data) - 40, len(data) // 2, 30, 5):
+        with pytest.raises(ValueError, match="undecodable|empty"):
+            decode_grey(data[:cut])
+
+
+def test_corrupt_and_unknown_bytes_fail_other_formats_fall_back_to_pillow():
+    png = bytearray(encode(distinct_image(1, 40)))
+    png[len(png) // 2] ^= 0xFF  # zlib stream checksum no longer matches
+    for bad in (bytes(png), b"", b"\x89PNG\r\n\x1a\nnot really", b"\xff\xd8\xffgarbage", b"GIF89a..."):
+        with pytest.raises(ValueError):
+            decode_grey(bad)
+    buf = io.BytesIO()
+    distinct_image(2, 40).convert("P").save(buf, "GIF")
+    grey, size = decode_grey(buf.getvalue())
+    assert grey.shape == (32, 32) and size == (40, 40)
+
+
+def test_batch_hashes_equal_single_hashes():
+    greys = [decode_grey(encode(distinct_image(i, 48)))[0] for i in range(40)]
+    batch = phash_greys(greys)
+    assert batch == [phash_greys([g])[0] for g in greys] == phash_greys(greys[::-1])[::-1]
+    assert all(0 <= h < 2 ** 64 for h in batch) and len(set(batch)) == len(batch)
+
+
+def test_same_hash_family_as_image_hash_and_robust_to_perturbations():
+    for seed in range(20):
+        image = distinct_image(seed, 64)
+        h = phash_bytes(encode(image))
+        assert image_hash.hamming(h, image_hash.phash_image(image)) <= 6  # decoder/resampler differ
+        for kind in ("resize", "jpeg", "brighten"):
+            assert image_hash.hamming(h, phash_bytes(perturb(image, kind, seed))) <= 10
+    a, b = phash_bytes(encode(distinct_image(100, 64))), phash_bytes(encode(distinct_image(101, 64)))
+    assert image_hash.hamming(a, b) > 10
+
+
+@pytest.mark.parametrize("n", [3, 150, 700])  # 700: the sub-chunk path for large buckets
+def test_bucket_pairs_match_the_reference(n):
+    from transforms.mixture_dedup import bucket_pairs  # pylint: disable=import-outside-toplevel
+    from transforms.near_dup_index import chunk_layout, pairs_in_bucket  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(n)
+    base = [int(h) for h in rng.integers(0, 2 ** 63, n, dtype=np.int64)]
+    hashes = base + [h ^ (1 << int(rng.integers(0, 63))) for h in base[:40]] + base[:3]
+    for chunk, (shift, width) in enumerate(chunk_layout(9)):
+        members = [(h & ~(((1 << width) - 1) << shift)) | (5 << shift) for h in hashes]  # one bucket
+        expected = sorted(pairs_in_bucket(members, chunk, 8))
+        assert sorted(bucket_pairs(np.array(members, dtype=np.uint64), chunk, 8)) == expected
+        assert len(expected) >= (3 if chunk == 0 else 0)

@@ -1,0 +1,148 @@
+"""The mixture's first pass: validate, hash and key every record in one DoFn.
+
+Why one DoFn: on every runner a step costs per element, and the front of the pipeline sees every
+record. Here raw rows are validated in small batches (so the pHashes of a batch are one
+vectorized computation) and sent straight into per-bundle batches for the two shuffles that
+follow: the full records by (source, rank bucket), where they get their slots, and small metas
+by (source, content-hash prefix), for decontamination and exact dedup. It takes no side input,
+which keeps Beam on its fast per-element path. Every consumer sorts what it gets, so how rows
+happen to be batched never changes a byte of the output.
+"""
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
+
+from schemas.mixture import FilterConfig, MixtureRecord, SourceConfig
+from schemas.records import DeadLetter
+from transforms import mixture_slots as slots
+from transforms.mixture_io import (NAMESPACE, _read_path, example_bytes, tfrecord_frame,
+                                   validate_rows)
+from transforms.progress import count
+
+REJECTED = "rejected"
+_MASK64 = (1 << 64) - 1
+
+
+def to_wire(h: int) -> int:
+    """Unsigned 64-bit hash -> signed int64 for shuffles (Beam's int coder pickles larger ints)."""
+    return h - (1 << 64) if h >> 63 else h
+
+
+def from_wire(h: int) -> int:
+    return h & _MASK64
+
+
+class KeyedBatches:
+    """Per-bundle lists of values per (output tag, key); drained as (key, (label, values)).
+
+    Why: a shuffle's cost is mostly per element; one list per key per bundle moves the same
+    values in far fewer elements. `labels` maps each output tag (None: the main output) to the
+    label its batches carry, so one GroupByKey can tell several inputs apart.
+    """
+
+    def __init__(self, labels: dict, max_items: int):
+        self._labels, self._max = labels, max_items
+        self._buf: dict = {}
+        self._n = 0
+
+    def lists(self, tag) -> dict:
+        """key -> list of values of one tag, for hot loops that append directly (then `count`)."""
+        return self._buf.setdefault(tag, {})
+
+    def count(self, n: int) -> bool:
+        """Records n values appended through `lists`; True when it is time to drain."""
+        self._n += n
+        return self._n >= self._max
+
+    def drain(self, windowed: bool = False):
+        """Yields every batch (as windowed values when called from finish_bundle) and empties."""
+        buf, self._buf, self._n = self._buf, {}, 0
+        for tag, lists in buf.items():
+            for key, values in lists.items():
+                element = (key, (self._labels[tag], values))
+                if windowed:
+                    element = GlobalWindows.windowed_value(element)
+                yield element if tag is None else beam.pvalue.TaggedOutput(tag, element)
+
+
+def shard_payload(record: MixtureRecord, fmt: str):
+    """What a shard holds for one record: its framed tf.train.Example (encoded once per record,
+    however often it repeats, and one bytes value through both shuffles), or the fields for
+    Parquet."""
+    if fmt == "tfrecord":
+        return tfrecord_frame(example_bytes(record))
+    return record.id, record.image, record.prefix, record.suffix, record.source
+
+
+def content_key(source: str, sha: str) -> tuple[str, str]:
+    """Exact-dedup group of a record: identical content always shares one."""
+    return source, sha[:2]
+
+
+class PrepareFn(beam.DoFn):
+    """Raw rows (or DeadLetters from parsing) of one source -> batched shuffle inputs.
+
+    Main output: ((source, rank bucket), ("rec", [(order key, uid, payload), ...])), the payload
+    being what the shard writer needs (`shard_payload`).
+    METAS: ((source, sha prefix), ("", [(source, uid, sha, phash, order key), ...])), the two
+    hashes `to_wire` (signed).
+    REJECTED: DeadLetters (validation, filters). EVENTS: ((source, "read"), n).
+    """
+
+    METAS, EVENTS = "metas", "events"
+
+    def __init__(self, source: SourceConfig, filters: FilterConfig, seed: int, fmt: str = "tfrecord",
+                 rows_per_batch: int = 256, max_items: int = 20_000):
+        self._source, self._filters, self._seed, self._fmt = source, filters, seed, fmt
+        self._rows_per_batch, self._max_items = rows_per_batch, max_items
+
+    def start_bundle(self):
+        self._rows, self._read = [], 0
+        self._out = KeyedBatches({None: "rec", self.METAS: ""}, self._max_items)
+
+    def process(self, row):
+        self._rows.append(row)
+        if len(self._rows) >= self._rows_per_batch:
+            return self._flush(windowed=False)
+        return None  # not a generator: most rows only join the batch, which then costs nothing
+
+    def finish_bundle(self):
+        yield from self._flush(windowed=True)
+        yield from self._drain(windowed=True)
+
+    def _drain(self, windowed: bool):
+        yield from self._out.drain(windowed)
+        if self._read:
+            event = ((self._source.name, "read"), self._read)
+            count(NAMESPACE, f"read:{self._source.name}", self._read)
+            self._read = 0
+            yield beam.pvalue.TaggedOutput(
+                self.EVENTS, GlobalWindows.windowed_value(event) if windowed else event)
+
+    def _flush(self, windowed: bool):
+        rows, self._rows = self._rows, []
+        if not rows:
+            return
+        self._read += len(rows)
+        parsed = [r for r in rows if not isinstance(r, DeadLetter)]
+        results = iter(validate_rows(parsed, self._source, self._filters, _read_path))
+        outs = [row if isinstance(row, DeadLetter) else next(results) for row in rows]
+        wrap = GlobalWindows.windowed_value if windowed else (lambda x: x)
+        records, metas = self._out.lists(None), self._out.lists(self.METAS)
+        source, seed, valid = self._source.name, self._seed, 0
+        for out in outs:
+            if isinstance(out, DeadLetter):
+                count(NAMESPACE, f"rejected:{out.reason}")
+                yield beam.pvalue.TaggedOutput(REJECTED, wrap(out))
+                continue
+            record, sha, phash = out
+            valid += 1
+            uid = f"{source}/{record.id}/{sha[:16]}"
+            order_key = slots.salted_hash(seed, uid)
+            records.setdefault((source, slots.rank_bucket(order_key)), []).append(
+                (to_wire(order_key), uid, shard_payload(record, self._fmt)))
+            metas.setdefault(content_key(source, sha), []).append(
+                (source, uid, sha, to_wire(phash), to_wire(order_key)))
+        if self._out.count(2 * valid):
+            yield from self._drain(windowed)
