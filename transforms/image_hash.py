@@ -37,9 +37,9 @@ _ZIGZAG = sorted(((i, j) for i in range(11) for j in range(11)), key=lambda p: (
 # frequencies, so the chunks of the near-duplicate index are equally informative (low-detail
 # images would otherwise leave the last chunk nearly constant and its buckets huge).
 _BIT_ORDER = [8 * (k % 8) + k // 8 for k in range(64)]
-_ZZ_ROWS = np.array([_ZIGZAG[c][0] for c in _BIT_ORDER])
-_ZZ_COLS = np.array([_ZIGZAG[c][1] for c in _BIT_ORDER])
-_DCT_LOW = _dct_matrix(_THUMB)[:11]  # only the 11 lowest frequencies are ever used
+ZIGZAG_ROWS = np.array([_ZIGZAG[c][0] for c in _BIT_ORDER])
+ZIGZAG_COLS = np.array([_ZIGZAG[c][1] for c in _BIT_ORDER])
+DCT_LOW = _dct_matrix(_THUMB)[:11]  # only the 11 lowest frequencies are ever used
 _BIT_WEIGHTS = (1 << np.arange(HASH_BITS - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
 
 
@@ -75,7 +75,7 @@ def phash_image(image: Image.Image) -> int:
     if grey.size != (_THUMB, _THUMB):
         grey = grey.resize((_THUMB, _THUMB), Image.Resampling.LANCZOS)
     pixels = np.asarray(grey, dtype=np.float64)
-    low = (_DCT_LOW @ pixels @ _DCT_LOW.T)[_ZZ_ROWS, _ZZ_COLS]
+    low = (DCT_LOW @ pixels @ DCT_LOW.T)[ZIGZAG_ROWS, ZIGZAG_COLS]
     ordered = np.sort(low)
     median = (ordered[31] + ordered[32]) / 2  # same as np.median for 64 values, without its overhead
     bits = (low > median).astype(np.uint64)

@@ -16,7 +16,7 @@ from transforms import mixture_slots as slots
 from transforms.image_hash import to_hex
 from transforms.mixture_io import NAMESPACE, letter
 from transforms.mixture_prepare import REJECTED, from_wire
-from transforms.near_dup_index import BRUTE_FORCE_BELOW, MultiIndexHash, _first_equal_chunk, chunk_layout
+from transforms.near_dup_index import BRUTE_FORCE_BELOW, MultiIndexHash, first_equal_chunk, chunk_layout
 from transforms.progress import count
 
 
@@ -193,7 +193,7 @@ def bucket_pairs(hashes: np.ndarray, chunk_index: int, d: int) -> list[tuple[int
         close[:, :len(rows)] &= _UPPER[:len(rows), :len(rows)]
         for i, j in zip(*(idx.tolist() for idx in np.nonzero(close))):
             i, j = i + start, j + start
-            if _first_equal_chunk(int(hashes[i]), int(hashes[j]), layout) == chunk_index:
+            if first_equal_chunk(int(hashes[i]), int(hashes[j]), layout) == chunk_index:
                 out.append((i, j))
     return out
 

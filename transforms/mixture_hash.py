@@ -19,13 +19,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from transforms.image_hash import _DCT_LOW, _ZZ_COLS, _ZZ_ROWS, HASH_BITS, decode_image
+from transforms.image_hash import DCT_LOW, ZIGZAG_COLS, ZIGZAG_ROWS, HASH_BITS, decode_image
 
 THUMB = 32
 _PNG = b"\x89PNG\r\n\x1a\n"
 _JPEG = b"\xff\xd8\xff"
 # 12-bit integer DCT basis: |sum| <= 2^12 * 255 * 32 * 2^12 * 32 < 2^53, so float64 is exact.
-_DCT_INT = np.round(_DCT_LOW * 4096.0)
+_DCT_INT = np.round(DCT_LOW * 4096.0)
 _DCT_INT_T = np.ascontiguousarray(_DCT_INT.T)
 _REDUCED = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
             4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
@@ -105,7 +105,7 @@ def phash_greys(greys: list[np.ndarray]) -> list[int]:
     if not greys:
         return []
     pixels = np.stack(greys).astype(np.float64)
-    low = np.matmul(np.matmul(_DCT_INT, pixels), _DCT_INT_T)[:, _ZZ_ROWS, _ZZ_COLS]
+    low = np.matmul(np.matmul(_DCT_INT, pixels), _DCT_INT_T)[:, ZIGZAG_ROWS, ZIGZAG_COLS]
     ordered = np.sort(low, axis=1)
     median = (ordered[:, HASH_BITS // 2 - 1] + ordered[:, HASH_BITS // 2]) / 2
     packed = np.packbits(low > median[:, None], axis=1)  # big-endian: bit 63 first

@@ -48,7 +48,7 @@ def bucket_keys(h: int, d: int) -> list[tuple[int, int]]:
     return list(enumerate(split(h, chunk_layout(d + 1))))
 
 
-def _first_equal_chunk(a: int, b: int, layout: Sequence[tuple[int, int]]) -> int:
+def first_equal_chunk(a: int, b: int, layout: Sequence[tuple[int, int]]) -> int:
     x = a ^ b
     for i, (shift, width) in enumerate(layout):
         if (x >> shift) & ((1 << width) - 1) == 0:
@@ -74,7 +74,7 @@ def pairs_in_bucket(hashes: Sequence[int], chunk_index: int, d: int) -> list[tup
         dist = np.bitwise_count(rows[:, None] ^ arr[None, :])
         ii, jj = np.nonzero(dist <= d)
         for i, j in zip((ii + start).tolist(), jj.tolist()):
-            if i < j and _first_equal_chunk(hashes[i], hashes[j], layout) == chunk_index:
+            if i < j and first_equal_chunk(hashes[i], hashes[j], layout) == chunk_index:
                 out.append((i, j))
     return out
 
