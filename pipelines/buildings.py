@@ -145,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args, options = common.parse_pipeline_args(parser, argv)
     from transforms.outputs import is_complete, match_paths
     if not match_paths(args.input):
-        print(f"tessera buildings: no file matches {args.input!r}", file=sys.stderr)
-        return 2
+        return common.input_error("tessera buildings", f"no file matches {args.input!r}")
     if is_complete(args.output):
         if not args.overwrite:
             logging.info("buildings: %s is already COMPLETED; pass --overwrite to redo it", args.output)

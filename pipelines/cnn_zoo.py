@@ -29,7 +29,7 @@ import apache_beam as beam
 from pipelines import common
 from transforms import outputs
 from transforms.progress import LogProgress
-from transforms.zoo_datasets import OFFLINE, TFDS, UnknownDatasetError, check_name
+from transforms.zoo_datasets import OFFLINE, TFDS, UnknownDatasetError, check_name, load_dataset
 from transforms.zoo_sampling import populations
 from transforms.zoo_stages import AssembleZoo, TrainPopulations
 
@@ -63,21 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     common.add_accelerator_flag(parser)
     args, options = common.parse_pipeline_args(parser, argv)
     common.setup_logging()
-    if args.dataset not in OFFLINE + TFDS:
-        print(f"tessera cnn-zoo: unknown dataset {args.dataset!r}; choose one of "
-              f"{OFFLINE + TFDS}", file=sys.stderr)
-        return 2
     if args.num_networks < 1 or args.population < 1 or args.epochs < 0:
         parser.error("--num-networks and --population must be >= 1 and --epochs >= 0")
     config = {"dataset": args.dataset, "num_networks": args.num_networks, "output": args.output,
               "epochs": args.epochs, "population": args.population, "seed": args.seed,
               "accelerator": args.accelerator, "resume": args.resume}
     try:
-        from transforms.zoo_datasets import load_dataset
         load_dataset(args.dataset)  # fail fast on the driver with the loader's message
-    except UnknownDatasetError as err:
-        print(f"tessera cnn-zoo: {err}", file=sys.stderr)
-        return 2
+    except UnknownDatasetError as err:  # unknown name, or a TFDS set that cannot be fetched
+        return common.input_error("tessera cnn-zoo", err)
     common.run_pipeline(build, config, options)
     return 0
 

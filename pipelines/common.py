@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from typing import Any, Callable
 
@@ -63,6 +64,15 @@ def run_pipeline(build_fn: Callable[[beam.Pipeline, Any], Any], config: Any,
     for name, value in values.items():
         logging.info("  %s = %d", name, value)
     return values
+
+
+def input_error(prog: str, message) -> int:
+    """Report input that cannot run (bad name, no files, broken config) and give main's exit status 2.
+
+    Printed as `<prog>: <message>` on stderr, the way argparse reports usage errors.
+    """
+    print(f"{prog}: {message}", file=sys.stderr)
+    return 2
 
 
 def setup_logging(level: int = logging.INFO) -> None:

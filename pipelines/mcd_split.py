@@ -27,23 +27,14 @@ import sys
 import apache_beam as beam
 
 from pipelines import common
-from transforms import compounds, mcd_outputs, mcd_stages, outputs
+from transforms import compounds, mcd_greedy, mcd_outputs, mcd_stages, outputs
 from transforms.progress import LogProgress
 
 
 def build(pipeline: beam.Pipeline, config: dict):
     """Read -> ExtractAtomsAndCompounds -> gather -> greedy split -> write -> manifest."""
-    if config["dataset"] == "scan":
-        indexed = (pipeline
-                   | "Start" >> beam.Create([None])
-                   | "GenerateScan" >> beam.FlatMap(mcd_stages.scan_indexed)
-                   | "SpreadScan" >> beam.Reshuffle())
-    else:
-        indexed = (pipeline
-                   | "Path" >> beam.Create([config["dataset"]])
-                   | "ReadLines" >> beam.FlatMap(mcd_stages.read_indexed_lines)
-                   | "Spread" >> beam.Reshuffle())
-    examples, dead = (indexed
+    examples, dead = (pipeline
+                      | "Read" >> mcd_stages.ReadIndexed(config["dataset"])
                       | "Progress" >> LogProgress("mcd_split", "read", every=20000)
                       | "Extract" >> mcd_stages.ExtractAtomsAndCompounds(config["max_compound_size"]))
     written = (examples
@@ -77,11 +68,11 @@ def parse_args(argv):
     parser.add_argument("--max-compound-size", type=int, default=None,
                         help="largest compound (nodes of a rooted sub-tree) to extract; default "
                              f"{compounds.SCAN_MAX_SIZE} for scan, {compounds.DEFAULT_MAX_SIZE} for files")
-    parser.add_argument("--candidates-per-step", type=int, default=256,
+    parser.add_argument("--candidates-per-step", type=int, default=mcd_greedy.GreedyConfig.candidates_per_step,
                         help="keyed-random candidates scored per greedy step")
-    parser.add_argument("--restarts", type=int, default=2,
+    parser.add_argument("--restarts", type=int, default=mcd_greedy.GreedyConfig.restarts,
                         help="independent greedy runs (keyed by seed and run); the best is kept")
-    parser.add_argument("--swap-steps", type=int, default=2000,
+    parser.add_argument("--swap-steps", type=int, default=mcd_greedy.GreedyConfig.swap_steps,
                         help="swap-search steps after the greedy (0: none)")
     args, options = common.parse_pipeline_args(parser, argv)
     mcd_outputs.check_fractions(args.train, args.dev, args.test)
@@ -105,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config, options = parse_args(argv)
     except ValueError as err:
-        print(f"tessera mcd-split: {err}", file=sys.stderr)
-        return 2
+        return common.input_error("tessera mcd-split", err)
     common.run_pipeline(build, config, options)
     return 0
 

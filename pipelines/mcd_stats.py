@@ -54,15 +54,9 @@ def build(pipeline: beam.Pipeline, config: dict):
                    | "ReadExamples" >> beam.io.ReadFromText(config["examples"])
                    | "Parse" >> beam.Map(lambda line: _keyed_example(line)[1]))
     else:
-        if config["dataset"] == "scan":
-            indexed = (pipeline | "Start" >> beam.Create([None])
-                       | "GenerateScan" >> beam.FlatMap(mcd_stages.scan_indexed)
-                       | "SpreadScan" >> beam.Reshuffle())
-        else:
-            indexed = (pipeline | "Path" >> beam.Create([config["dataset"]])
-                       | "ReadLines" >> beam.FlatMap(mcd_stages.read_indexed_lines)
-                       | "Spread" >> beam.Reshuffle())
-        records, _ = indexed | "Extract" >> mcd_stages.ExtractAtomsAndCompounds(config["max_compound_size"])
+        records, _ = (pipeline
+                      | "Read" >> mcd_stages.ReadIndexed(config["dataset"])
+                      | "Extract" >> mcd_stages.ExtractAtomsAndCompounds(config["max_compound_size"]))
     stats = (records
              | "Gather" >> beam.combiners.ToList()
              | "Stats" >> beam.Map(split_stats, split))

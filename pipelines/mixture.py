@@ -26,7 +26,7 @@ import sys
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.common import make_parser, parse_pipeline_args, run_pipeline, setup_logging
+from pipelines.common import input_error, make_parser, parse_pipeline_args, run_pipeline, setup_logging
 from schemas.mixture import MixtureConfig, MixtureConfigError
 from schemas.records import DeadLetter
 from transforms import mixture_stages as st
@@ -145,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         run = MixtureRun(load_mixture(args.config), args.output)
         check_globs(run.mixture)
     except MixtureConfigError as e:
-        print(f"tessera mixture: {e}", file=sys.stderr)
-        return 2
+        return input_error("tessera mixture", e)
     run_pipeline(build, run, options)
     with FileSystems.open(join(args.output, "stats.json")) as f:
         stats = json.load(f)

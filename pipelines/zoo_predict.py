@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         zoo_io.open_weights(args.zoo)
         zoo_io.read_metrics(args.zoo)
     except zoo_io.ZooFormatError as err:
-        print(f"tessera zoo-predict: {err}", file=sys.stderr)
-        return 2
+        return common.input_error("tessera zoo-predict", err)
     common.run_pipeline(build, config, options)
     return 0
 

@@ -100,6 +100,13 @@ class _Bag:
         return self.items[rng.integers(0, self.n, size=k)]  # repeats are harmless to an argmax
 
 
+def _trajectory_point(state: DivergenceState, sides: list[_Bag], step: int) -> dict:
+    """One point of the divergence-trajectory plot: sizes and both divergences after `step`."""
+    d_atom, d_comp = state.divergences()
+    return {"step": step, "train": sides[TRAIN].n, "test": sides[TEST].n,
+            "atom_divergence": d_atom, "compound_divergence": d_comp}
+
+
 def _swap_search(state: DivergenceState, sides: list[_Bag], unused: _Bag, cfg: GreedyConfig,
                  rng: np.random.Generator, trajectory: list[dict], first_step: int) -> int:
     """Local search at fixed sizes, after the greedy: take out of one side the sampled member whose
@@ -142,10 +149,7 @@ def _swap_search(state: DivergenceState, sides: list[_Bag], unused: _Bag, cfg: G
             state.resync()
             current = strict(*state.divergences())[0]
         if (step + 1) % cfg.record_every == 0:
-            d_atom, d_comp = state.divergences()
-            trajectory.append({"step": first_step + step + 1, "train": sides[TRAIN].n,
-                               "test": sides[TEST].n, "atom_divergence": d_atom,
-                               "compound_divergence": d_comp})
+            trajectory.append(_trajectory_point(state, sides, first_step + step + 1))
     return kept
 
 
@@ -175,9 +179,8 @@ def greedy_split(data: SparseExamples, cfg: GreedyConfig, pool: Sequence[int] | 
     state, sides, unused, rng, trajectory, steps, removals, restart = best
     swaps = _swap_search(state, sides, unused, cfg, rng, trajectory, steps)
     state.resync()
+    trajectory.append(_trajectory_point(state, sides, steps + cfg.swap_steps))
     d_atom, d_comp = state.divergences()
-    trajectory.append({"step": steps + cfg.swap_steps, "train": sides[TRAIN].n, "test": sides[TEST].n,
-                       "atom_divergence": d_atom, "compound_divergence": d_comp})
     train = sorted(int(i) for i in sides[TRAIN].items[:sides[TRAIN].n])
     test = sorted(int(i) for i in sides[TEST].items[:sides[TEST].n])
     return SplitResult(train, test, d_atom, d_comp, trajectory, steps, removals,
@@ -224,9 +227,7 @@ def _build_once(data: SparseExamples, cfg: GreedyConfig, pool: np.ndarray, resta
         if steps % 1000 == 0:
             state.resync()
         if steps % cfg.record_every == 0:
-            d_atom, d_comp = state.divergences()
-            trajectory.append({"step": steps, "train": sides[TRAIN].n, "test": sides[TEST].n,
-                               "atom_divergence": d_atom, "compound_divergence": d_comp})
+            trajectory.append(_trajectory_point(state, sides, steps))
     if sides[TRAIN].n < targets[TRAIN] or sides[TEST].n < targets[TEST]:
         raise RuntimeError(f"greedy split stopped after {steps} steps at sizes "
                            f"{sides[TRAIN].n}/{sides[TEST].n}; lower remove_every's effect or the sizes")

@@ -35,6 +35,10 @@ def check_fractions(train: float, dev: float, test: float) -> None:
                          "the sets would need more examples than there are")
 
 
+# config keys that may override GreedyConfig's search effort (its defaults apply otherwise)
+_SEARCH_EFFORT = ("candidates_per_step", "restarts", "swap_steps")
+
+
 def make_split(records: list[dict], config: dict) -> dict:
     """Runs the greedy MCD (or the random baseline) over gathered records; returns everything to write.
 
@@ -57,8 +61,7 @@ def make_split(records: list[dict], config: dict) -> dict:
             train_size=n_train, test_size=n_dev + n_test, seed=config["seed"],
             max_atom_divergence=config["max_atom_divergence"],
             target_compound_divergence=config.get("target_compound_divergence"),
-            candidates_per_step=config.get("candidates_per_step", 256),
-            restarts=config.get("restarts", 2), swap_steps=config.get("swap_steps", 2000))
+            **{k: config[k] for k in _SEARCH_EFFORT if config.get(k) is not None})
         result = mcd_greedy.greedy_split(data, cfg)
         train_pos, hold_pos = result.train, result.test
         trajectory, steps, removals = result.trajectory, result.steps, result.removals
@@ -78,7 +81,7 @@ def make_split(records: list[dict], config: dict) -> dict:
         "max_atom_divergence": config["max_atom_divergence"],
         "target_compound_divergence": config.get("target_compound_divergence"),
         "split_seconds": seconds, "steps": steps, "removals": removals, "swaps_kept": swaps,
-        "restart_kept": restart, "restarts": config.get("restarts", 2),
+        "restart_kept": restart, "restarts": config.get("restarts", mcd_greedy.GreedyConfig.restarts),
         "num_atoms": len({k for a in atoms for k in a}), "num_compounds": len({k for c in comps for k in c}),
     }
     return {"split": split, "stats": stats, "trajectory": trajectory, "records": records}

@@ -168,6 +168,25 @@ class _WeighFn(beam.DoFn):
         yield weigh(record, self._probs)
 
 
+class ReadIndexed(beam.PTransform):
+    """`scan` (generated) or a JSONL path -> PCollection[(input index, example or line)], spread out."""
+
+    def __init__(self, dataset: str):
+        super().__init__()
+        self._dataset = dataset
+
+    def expand(self, pipeline):
+        if self._dataset == "scan":
+            return (pipeline
+                    | "Start" >> beam.Create([None])
+                    | "GenerateScan" >> beam.FlatMap(scan_indexed)
+                    | "SpreadScan" >> beam.Reshuffle())
+        return (pipeline
+                | "Path" >> beam.Create([self._dataset])
+                | "ReadLines" >> beam.FlatMap(read_indexed_lines)
+                | "Spread" >> beam.Reshuffle())
+
+
 class ExtractAtomsAndCompounds(beam.PTransform):
     """PCollection[(index, line-or-example)] -> (weighted examples, dead letters)."""
 

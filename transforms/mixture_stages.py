@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.transforms.window import GlobalWindows
 
 from schemas.mixture import MixtureConfig
 from schemas.records import DeadLetter
@@ -25,7 +24,7 @@ from transforms import mixture_slots as slots
 from transforms.mixture_hash import phash_bytes
 from transforms.mixture_dedup import _uid_parts
 from transforms.mixture_io import NAMESPACE, letter, source_of
-from transforms.mixture_prepare import REJECTED, from_wire
+from transforms.mixture_prepare import REJECTED, KeyedBatches, from_wire
 from transforms.outputs import atomic_write_json, join
 from transforms.progress import count
 
@@ -47,39 +46,29 @@ class BatchByKey(beam.DoFn):
     """element -> (key, (tag, [values])), one list per key per bundle (or per `max_items`).
 
     `pairs(element, *args)` gives the element's (key, value) pairs (default: the element is one
-    pair); doing that here rather than in a Map before saves one call per pair.
-    Why: on every runner the cost of a shuffle is mostly per element; sending one list per key
-    per bundle moves the same values in far fewer elements. Every consumer sorts what it gets, so
-    how the values happen to be batched never changes a result.
+    pair); doing that here rather than in a Map before saves one call per pair. The buffering is
+    `KeyedBatches`, which the first pass (`PrepareFn`) uses for its outputs too. Every consumer
+    sorts what it gets, so how the values happen to be batched never changes a result.
     """
 
     def __init__(self, tag: str = "", pairs=None, *args, max_items: int = 50_000):
         self._tag, self._pairs, self._args, self._max = tag, pairs, args, max_items
-        self._buf, self._n = {}, 0
 
     def start_bundle(self):
-        self._buf, self._n = {}, 0
-
-    def _drain(self):
-        buf, self._buf, self._n = self._buf, {}, 0
-        return [(key, (self._tag, values)) for key, values in buf.items()]
+        self._out = KeyedBatches({None: self._tag}, self._max)
 
     def process(self, element):
-        buf = self._buf
-        if self._pairs is None:
-            key, value = element
-            buf.setdefault(key, []).append(value)
-            self._n += 1
-        else:
-            for key, value in self._pairs(element, *self._args):
-                buf.setdefault(key, []).append(value)
-                self._n += 1
-        if self._n >= self._max:
-            yield from self._drain()
+        lists = self._out.lists(None)
+        pairs = [element] if self._pairs is None else self._pairs(element, *self._args)
+        n = 0
+        for key, value in pairs:
+            lists.setdefault(key, []).append(value)
+            n += 1
+        if self._out.count(n):
+            yield from self._out.drain()
 
     def finish_bundle(self):
-        for kv in self._drain():
-            yield GlobalWindows.windowed_value(kv)
+        yield from self._out.drain(windowed=True)
 
 
 def batch_size(element):

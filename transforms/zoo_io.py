@@ -49,6 +49,19 @@ def _npy_header(shape: tuple, dtype=np.float32) -> bytes:
     return buf.getvalue()
 
 
+def _npy_shape(f) -> tuple:
+    """Shape from an open .npy file's header; leaves `f` at the first data byte."""
+    major, _ = np.lib.format.read_magic(f)
+    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    return tuple(read_header(f)[0])
+
+
+def _shard_descriptor(output_dir: str, name: str, rows: list[dict]) -> dict:
+    """What AssembleZoo needs to find and merge a shard: its networks and row count, no arrays."""
+    indices = sorted({int(r["network_index"]) for r in rows})
+    return {"name": name, "indices": indices, "rows": len(rows), "dir": output_dir}
+
+
 def write_shard(output_dir: str, name: str, weights: np.ndarray, rows: list[dict]) -> dict:
     """Atomically write one population's weight rows and metrics rows; returns its descriptor."""
     base = join(output_dir, "shards", name)
@@ -60,16 +73,14 @@ def write_shard(output_dir: str, name: str, weights: np.ndarray, rows: list[dict
     writer.writerows(rows)
     atomic_write_bytes(base + ".npy", buf.getvalue())
     atomic_write_bytes(base + ".csv", text.getvalue().encode())
-    indices = sorted({int(r["network_index"]) for r in rows})
-    return {"name": name, "indices": indices, "rows": len(rows), "dir": output_dir}
+    return _shard_descriptor(output_dir, name, rows)
 
 
 def _read_shard(desc: dict, row_bytes: int):
     """Yield (network_index, weight bytes, csv rows) per network of one shard, streaming."""
     base = join(desc["dir"], "shards", desc["name"])
     with FileSystems.open(base + ".npy") as wf, FileSystems.open(base + ".csv") as mf:
-        np.lib.format.read_magic(wf)
-        shape, _, _ = np.lib.format.read_array_header_1_0(wf)
+        _npy_shape(wf)
         reader = csv.DictReader(io.TextIOWrapper(mf, encoding="utf-8"))
         per_net = desc["rows"] // max(len(desc["indices"]), 1)
         for index in desc["indices"]:
@@ -96,13 +107,9 @@ def existing_shard(output_dir: str, name: str, expected_rows: list[dict], num_pa
     if [[str(r.get(k)) for k in keys] for r in rows] != [[str(r[k]) for k in keys] for r in expected_rows]:
         return None
     with FileSystems.open(base + ".npy", compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        major, _ = np.lib.format.read_magic(f)
-        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        shape, _, _ = read_header(f)
-    if tuple(shape) != (len(rows), num_params):
-        return None
-    indices = sorted({int(r["network_index"]) for r in rows})
-    return {"name": name, "indices": indices, "rows": len(rows), "dir": output_dir}
+        if _npy_shape(f) != (len(rows), num_params):
+            return None
+    return _shard_descriptor(output_dir, name, rows)
 
 
 def assemble(output_dir: str, shards: list[dict], num_params: int = small_cnn.NUM_PARAMS) -> list[str]:

@@ -16,7 +16,7 @@ from transforms import zoo_io
 from transforms.outputs import atomic_write_json, join
 from transforms.progress import count
 from transforms.zoo_datasets import load_dataset
-from transforms.zoo_sampling import Population, config_columns, sample_network
+from transforms.zoo_sampling import Population, checkpoint_epochs, config_columns, sample_network
 
 NAMESPACE = "cnn_zoo"
 DEAD = "dead_letters"
@@ -27,15 +27,19 @@ def padded_size(n: int, population_size: int) -> int:
     return min(population_size, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
 
 
+def identity_rows(configs, epochs, dataset_name: str) -> list[dict]:
+    """The columns that say which network, checkpoint and config a metrics row is, network-major."""
+    return [{"network_index": config.index, "step": epoch, **config_columns(config), "config.dataset": dataset_name}
+            for config in configs for epoch in epochs]
+
+
 def population_rows(pop: Population, configs, result, dataset_name: str) -> list[dict]:
     """metrics rows of one trained population, network-major, in checkpoint order."""
-    rows = []
-    for j, config in enumerate(configs):
-        for c, epoch in enumerate(result.epochs):
-            row = {"network_index": config.index, "step": epoch, "diverged": bool(result.diverged[j]),
-                   **config_columns(config), "config.dataset": dataset_name}
-            row.update({name: float(result.metrics[name][j, c]) for name in zoo_io.METRIC_NAMES})
-            rows.append(row)
+    rows = identity_rows(configs, result.epochs, dataset_name)
+    for k, row in enumerate(rows):
+        j, c = divmod(k, len(result.epochs))
+        row["diverged"] = bool(result.diverged[j])
+        row.update({name: float(result.metrics[name][j, c]) for name in zoo_io.METRIC_NAMES})
     return rows
 
 
@@ -87,9 +91,7 @@ class TrainPopulationFn(beam.DoFn):
 
 def _resumable_shard(cfg: dict, pop: Population, configs, dataset) -> dict | None:
     """An earlier run's shard of this population, if it holds exactly what training would write."""
-    from transforms.zoo_sampling import checkpoint_epochs
-    expected = [{"network_index": c.index, "step": epoch, **config_columns(c), "config.dataset": cfg["dataset"]}
-                for c in configs for epoch in checkpoint_epochs(cfg["epochs"])]
+    expected = identity_rows(configs, checkpoint_epochs(cfg["epochs"]), cfg["dataset"])
     return zoo_io.existing_shard(cfg["output"], pop.name, expected,
                                  zoo_io.small_cnn.num_params(dataset.images.shape[-1]))
 
