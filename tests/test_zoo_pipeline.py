@@ -119,3 +119,11 @@ def test_resume_reuses_only_a_matching_shard(tmp_path, zoo, resume, epochs, reus
     np.testing.assert_array_equal(weights[rows:], zoo[1][rows:])  # the other networks trained as usual
     if not reused:
         np.testing.assert_array_equal(weights, zoo[1])
+
+
+def test_resume_retrains_a_corrupt_shard(tmp_path, zoo):
+    config = _config(tmp_path, resume=True)
+    _planted_shard(tmp_path, config, epochs=1)
+    pop = zoo_sampling.populations(config["seed"], config["num_networks"], config["population"])[0]
+    (tmp_path / "shards" / f"{pop.name}.npy").write_bytes(b"not an npy file")
+    np.testing.assert_array_equal(_run(config), zoo[1])

@@ -101,14 +101,17 @@ def existing_shard(output_dir: str, name: str, expected_rows: list[dict], num_pa
     base = join(output_dir, "shards", name)
     if not (FileSystems.exists(base + ".npy") and FileSystems.exists(base + ".csv")):
         return None
-    with FileSystems.open(base + ".csv", compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        rows = list(csv.DictReader(io.StringIO(f.read().decode())))
-    keys = ("network_index", "step") + CONFIG_COLUMNS
-    if [[str(r.get(k)) for k in keys] for r in rows] != [[str(r[k]) for k in keys] for r in expected_rows]:
-        return None
-    with FileSystems.open(base + ".npy", compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        if _npy_shape(f) != (len(rows), num_params):
+    try:
+        with FileSystems.open(base + ".csv", compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            rows = list(csv.DictReader(io.StringIO(f.read().decode())))
+        keys = ("network_index", "step") + CONFIG_COLUMNS
+        if [[str(r.get(k)) for k in keys] for r in rows] != [[str(r[k]) for k in keys] for r in expected_rows]:
             return None
+        with FileSystems.open(base + ".npy", compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            if _npy_shape(f) != (len(rows), num_params):
+                return None
+    except ValueError:  # unreadable text or .npy header: not a finished shard, so retrain it
+        return None
     return _shard_descriptor(output_dir, name, rows)
 
 
