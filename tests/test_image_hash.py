@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from transforms import near_dup_index as ndi
-from transforms.image_hash import _dct_matrix, decode_image, hamming, hamming_many, phash_bytes, phash_image
+from transforms.image_hash import _dct_matrix, decode_image, hamming, hamming_many
+from transforms.mixture_hash import phash_bytes, phash_pil
 from transforms.mixture_synth import PERTURBATIONS, distinct_image, encode, perturb
 
 
@@ -25,8 +26,8 @@ def test_dct_matrix_is_orthonormal():
 
 def test_flat_image_hash_is_defined_and_stable():
     grey = Image.new("L", (40, 30), 128)
-    assert phash_image(grey) == phash_image(grey.convert("RGB"))
-    assert 0 <= phash_image(grey) < 1 << 64
+    assert phash_pil(grey) == phash_pil(grey.convert("RGB"))
+    assert 0 <= phash_pil(grey) < 1 << 64
 
 
 def test_undecodable_bytes_raise_value_error():
@@ -38,7 +39,7 @@ def test_undecodable_bytes_raise_value_error():
 @pytest.mark.parametrize("kind", PERTURBATIONS)
 def test_perturbed_copies_stay_close_distinct_images_stay_far(kind):
     originals = [distinct_image(i) for i in range(20)]
-    hashes = [phash_image(im) for im in originals]
+    hashes = [phash_pil(im) for im in originals]
     near = [hamming(h, phash_bytes(perturb(im, kind, seed=i))) for i, (im, h) in enumerate(zip(originals, hashes))]
     assert np.median(near) <= 6, near
     far = [hamming(hashes[i], hashes[j]) for i in range(20) for j in range(i + 1, 20)]

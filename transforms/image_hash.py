@@ -1,4 +1,7 @@
-"""Perceptual image hashes (64-bit DCT pHash) and Hamming distances.
+"""The pHash's definition (DCT basis, coefficient order), the Pillow decoder and Hamming distances.
+
+`mixture_hash` computes the hash itself (OpenCV decode, batched over many images); this module
+holds what defines it, so the definition and the fast path can be read apart.
 
 Why pHash: decontamination has to catch evaluation images that come back resized, re-encoded as
 low-quality JPEG, slightly cropped or brightened. Whether each of the 64 lowest-frequency DCT
@@ -40,7 +43,6 @@ _BIT_ORDER = [8 * (k % 8) + k // 8 for k in range(64)]
 ZIGZAG_ROWS = np.array([_ZIGZAG[c][0] for c in _BIT_ORDER])
 ZIGZAG_COLS = np.array([_ZIGZAG[c][1] for c in _BIT_ORDER])
 DCT_LOW = _dct_matrix(_THUMB)[:11]  # only the 11 lowest frequencies are ever used
-_BIT_WEIGHTS = (1 << np.arange(HASH_BITS - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
 
 
 # Signatures that only one Pillow plugin accepts: naming it skips probing the others (a third of
@@ -65,26 +67,6 @@ def decode_image(data: bytes) -> Image.Image:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"undecodable image: {type(e).__name__}: {e}") from None
     return image
-
-
-def phash_image(image: Image.Image) -> int:
-    """64-bit DCT perceptual hash of a decoded image, as an unsigned int (bit 63 first)."""
-    if image.mode not in ("L", "RGB"):
-        image = image.convert("RGB")
-    grey = image if image.mode == "L" else image.convert("L")
-    if grey.size != (_THUMB, _THUMB):
-        grey = grey.resize((_THUMB, _THUMB), Image.Resampling.LANCZOS)
-    pixels = np.asarray(grey, dtype=np.float64)
-    low = (DCT_LOW @ pixels @ DCT_LOW.T)[ZIGZAG_ROWS, ZIGZAG_COLS]
-    ordered = np.sort(low)
-    median = (ordered[31] + ordered[32]) / 2  # same as np.median for 64 values, without its overhead
-    bits = (low > median).astype(np.uint64)
-    return int((bits * _BIT_WEIGHTS).sum(dtype=np.uint64))
-
-
-def phash_bytes(data: bytes) -> int:
-    """pHash of encoded image bytes. Raises ValueError if undecodable."""
-    return phash_image(decode_image(data))
 
 
 def hamming(a: int, b: int) -> int:

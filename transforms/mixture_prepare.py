@@ -11,6 +11,7 @@ happen to be batched never changes a byte of the output.
 from __future__ import annotations
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.transforms.window import GlobalWindows
 
 from schemas.mixture import FilterConfig, MixtureRecord, SourceConfig
@@ -81,7 +82,8 @@ def content_key(source: str, sha: str) -> tuple[str, str]:
 
 
 class PrepareFn(beam.DoFn):
-    """Raw rows (or DeadLetters from parsing) of one source -> batched shuffle inputs.
+    """Raw rows (or DeadLetters from parsing, or Arrow tables of rows) of one source -> batched
+    shuffle inputs.
 
     Main output: ((source, rank bucket), ("rec", [(order key, uid, payload), ...])), the payload
     being what the shard writer needs (`shard_payload`).
@@ -102,10 +104,18 @@ class PrepareFn(beam.DoFn):
         self._out = KeyedBatches({None: "rec", self.METAS: ""}, self._max_items)
 
     def process(self, row):
+        if isinstance(row, pa.Table):  # a Parquet row group
+            return self._process_rows(row.to_pylist())
         self._rows.append(row)
         if len(self._rows) >= self._rows_per_batch:
             return self._flush(windowed=False)
         return None  # not a generator: most rows only join the batch, which then costs nothing
+
+    def _process_rows(self, rows: list):
+        for start in range(0, len(rows), self._rows_per_batch):
+            self._rows.extend(rows[start:start + self._rows_per_batch])
+            if len(self._rows) >= self._rows_per_batch:
+                yield from self._flush(windowed=False)
 
     def finish_bundle(self):
         yield from self._flush(windowed=True)
