@@ -73,15 +73,15 @@ def test_same_hash_as_a_plain_reference_and_robust_to_perturbations():
     assert image_hash.hamming(phash_pil(thumb), _reference_phash(thumb)) <= 2
 
 
-@pytest.mark.parametrize("n", [3, 150, 700])  # 700: the sub-chunk path for large buckets
-def test_bucket_pairs_match_the_reference(n):
+@pytest.mark.parametrize("n,d", [(3, 8), (150, 8), (700, 8), (700, 4), (900, 12)])  # 700+: sub-chunk path
+def test_bucket_pairs_match_the_reference(n, d):
     from transforms.mixture_dedup import bucket_pairs  # pylint: disable=import-outside-toplevel
     from transforms.near_dup_index import chunk_layout, pairs_in_bucket  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng(n)
     base = [int(h) for h in rng.integers(0, 2 ** 63, n, dtype=np.int64)]
     hashes = base + [h ^ (1 << int(rng.integers(0, 63))) for h in base[:40]] + base[:3]
-    for chunk, (shift, width) in enumerate(chunk_layout(9)):
+    for chunk, (shift, width) in enumerate(chunk_layout(d + 1)):
         members = [(h & ~(((1 << width) - 1) << shift)) | (5 << shift) for h in hashes]  # one bucket
-        expected = sorted(pairs_in_bucket(members, chunk, 8))
-        assert sorted(bucket_pairs(np.array(members, dtype=np.uint64), chunk, 8)) == expected
+        expected = sorted(pairs_in_bucket(members, chunk, d))
+        assert sorted(bucket_pairs(np.array(members, dtype=np.uint64), chunk, d)) == expected
         assert len(expected) >= (3 if chunk == 0 else 0)

@@ -182,7 +182,7 @@ def bucket_pairs(hashes: np.ndarray, chunk_index: int, d: int) -> list[tuple[int
     """`pairs_in_bucket` over a uint64 array: the upper triangle of the distance matrix for small
     buckets, `_sub_bucket_pairs` for large ones; only the (rare) close pairs cost Python work."""
     n = len(hashes)
-    if n > 512:  # measured crossover: below it the matrix is cheaper than the sorts
+    if n > 400:  # measured crossover: below it the matrix is cheaper than the sorts
         return _sub_bucket_pairs(hashes, chunk_index, d)
     layout = chunk_layout(d + 1)
     out = []
@@ -205,7 +205,9 @@ def _sub_bucket_pairs(hashes: np.ndarray, chunk_index: int, d: int) -> list[tupl
     """Pigeonhole once more: members of a bucket agree on its chunk, so a pair within d differs
     in at most d of the other bits; split those into d+1 sub-chunks and the pair agrees on one.
     Candidates (members sharing a sub-chunk value: all pairs within each run of a sort) get a
-    full distance; work grows with the candidates, not with the square of the bucket."""
+    full distance; work grows with the candidates, not with the square of the bucket. Narrow
+    sub-chunk values sort as uint8/uint16 (numpy's radix sort) and give their runs by bincount;
+    distances are taken in sorted order, and members looked up only for the close pairs."""
     n = len(hashes)
     layout = chunk_layout(d + 1)
     shift, width = layout[chunk_index]
@@ -215,20 +217,25 @@ def _sub_bucket_pairs(hashes: np.ndarray, chunk_index: int, d: int) -> list[tupl
     found_a, found_b = [], []
     for sub_shift, sub_width in chunk_layout(d + 1, 64 - width):
         values = (rest >> np.uint64(sub_shift)) & np.uint64((1 << sub_width) - 1)
-        order = np.argsort(values, kind="stable")
-        ordered = values[order]
-        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-        ends = np.repeat(np.append(starts[1:], n), np.diff(np.append(starts, n)))
+        if sub_width <= 16:
+            values = values.astype(np.uint8 if sub_width <= 8 else np.uint16)
+            order = np.argsort(values, kind="stable")
+            ends = np.cumsum(np.bincount(values, minlength=1 << sub_width))[values[order]]
+        else:
+            order = np.argsort(values, kind="stable")
+            ordered = values[order]
+            starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+            ends = np.repeat(np.append(starts[1:], n), np.diff(np.append(starts, n)))
         later = ends - positions - 1  # run members after each sorted position
         total = int(later.sum())
         if not total:
             continue
         first = np.repeat(positions, later)
         second = first + 1 + np.arange(total) - np.repeat(np.cumsum(later) - later, later)
-        a, b = order[first], order[second]
-        close = np.bitwise_count(hashes[a] ^ hashes[b]) <= d
-        found_a.append(a[close])
-        found_b.append(b[close])
+        in_order = hashes[order]
+        close = np.bitwise_count(in_order[first] ^ in_order[second]) <= d
+        found_a.append(order[first[close]])
+        found_b.append(order[second[close]])
     if not found_a:
         return []
     a, b = np.concatenate(found_a), np.concatenate(found_b)
