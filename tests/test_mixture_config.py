@@ -170,3 +170,44 @@ def test_parse_helpers():
     from schemas.mixture import MixtureRecord
     row = parse_example("s", example_bytes(MixtureRecord("i", b"img", "p", "q", "src")))
     assert (row["id"], row["image"], row["prefix"], row["suffix"]) == ("i", b"img", "p", "q")
+
+
+def _prepare_outputs(source, elements) -> dict:
+    """Runs PrepareFn by hand over `elements` (one bundle); outputs normalized so that how rows
+    were batched does not show: every shuffled value with its tag and key, sorted."""
+    import apache_beam as beam  # pylint: disable=import-outside-toplevel
+    from transforms.mixture_prepare import PrepareFn  # pylint: disable=import-outside-toplevel
+    fn = PrepareFn(source, FilterConfig(min_side=16), seed=0, rows_per_batch=8, max_items=40)
+    fn.start_bundle()
+    raw = []
+    for element in elements:
+        raw += list(fn.process(element) or [])
+    raw += list(fn.finish_bundle())
+    values, letters, read = [], [], 0
+    for out in raw:
+        tag = out.tag if isinstance(out, beam.pvalue.TaggedOutput) else "records"
+        out = out.value if isinstance(out, beam.pvalue.TaggedOutput) else out
+        out = getattr(out, "value", out)  # unwrap windowed values from finish_bundle
+        if tag == "rejected":
+            letters.append((out.key, out.reason))
+        elif tag == PrepareFn.EVENTS:
+            read += out[1]
+        else:
+            key, (_, batch) = out
+            values += [(tag, key, v) for v in batch]
+    return {"values": sorted(values, key=repr), "letters": sorted(letters), "read": read}
+
+
+def test_prepare_takes_arrow_tables_exactly_like_rows():
+    import pyarrow as pa  # pylint: disable=import-outside-toplevel
+    rows = [{"id": f"r{i}", "image": encode(distinct_image(i, 32)), "suffix": f"text {i}"} for i in range(30)]
+    rows += [{"id": "bad", "image": b"\x89PNG nope", "suffix": "x"}, {"id": "tiny", "image": encode(distinct_image(1, 8)), "suffix": "x"},
+             {"id": None, "image": PNG, "suffix": "x"}, {"id": "nosuffix", "image": PNG, "suffix": None}]
+    table = pa.Table.from_pylist(rows, schema=pa.schema([("id", pa.string()), ("image", pa.binary()),
+                                                          ("suffix", pa.string())]))
+    source = SourceConfig(name="cap", path="x", format="parquet", weight=1.0, prefix="caption en")
+    by_rows = _prepare_outputs(source, table.to_pylist())
+    by_tables = _prepare_outputs(source, [table.slice(0, 13), table.slice(13)])  # two row groups
+    assert by_tables == by_rows
+    assert by_rows["read"] == len(rows) and len(by_rows["letters"]) == 4
+    assert sum(tag == "records" for tag, _, _ in by_rows["values"]) == 30
