@@ -158,9 +158,9 @@ def main() -> None:
             print(f"plain read+write: {t_plain:7.1f}s {r_plain:9.0f} records/s  (cpu {c_plain:.1f}s)")
             print(f"mixture:          {t_mix:7.1f}s {r_mix:9.0f} records/s  (cpu {c_mix:.1f}s)")
             print(f"ratio mixture/plain = {r_mix / r_plain:.2f} (target >= 0.5); by CPU time {c_plain / c_mix:.2f}")
-            pairs = [p[0] / m[0] for p, m in zip(plain_s, mix_s)]
+            run_ratios = [p[0] / m[0] for p, m in zip(plain_s, mix_s)]
             print("per-run ratios (each mixture run against the plain run just before it): "
-                  + ", ".join(f"{r:.2f}" for r in pairs) + f"; median {np.median(pairs):.2f}")
+                  + ", ".join(f"{r:.2f}" for r in run_ratios) + f"; median {np.median(run_ratios):.2f}")
         finally:
             shutil.rmtree(root, ignore_errors=True)
     sizes = [int(s) for s in args.index_sizes.split(",") if s]

@@ -216,16 +216,11 @@ def _sub_bucket_pairs(hashes: np.ndarray, chunk_index: int, d: int) -> list[tupl
     positions = np.arange(n)
     found_a, found_b = [], []
     for sub_shift, sub_width in chunk_layout(d + 1, 64 - width):
-        values = (rest >> np.uint64(sub_shift)) & np.uint64((1 << sub_width) - 1)
-        if sub_width <= 16:
-            values = values.astype(np.uint8 if sub_width <= 8 else np.uint16)
-            order = np.argsort(values, kind="stable")
-            ends = np.cumsum(np.bincount(values, minlength=1 << sub_width))[values[order]]
-        else:
-            order = np.argsort(values, kind="stable")
-            ordered = values[order]
-            starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-            ends = np.repeat(np.append(starts[1:], n), np.diff(np.append(starts, n)))
+        # d >= 1 means d+1 >= 2 chunks, so a sub-chunk is at most 16 bits wide (32 other bits / 2)
+        values = ((rest >> np.uint64(sub_shift)) & np.uint64((1 << sub_width) - 1)).astype(
+            np.uint8 if sub_width <= 8 else np.uint16)
+        order = np.argsort(values, kind="stable")
+        ends = np.cumsum(np.bincount(values, minlength=1 << sub_width))[values[order]]  # run ends
         later = ends - positions - 1  # run members after each sorted position
         total = int(later.sum())
         if not total:

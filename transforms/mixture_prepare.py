@@ -105,15 +105,17 @@ class PrepareFn(beam.DoFn):
 
     def process(self, row):
         if isinstance(row, pa.Table):  # a Parquet row group
-            return self._process_rows(row.to_pylist())
+            return self._process_table(row)
         self._rows.append(row)
         if len(self._rows) >= self._rows_per_batch:
             return self._flush(windowed=False)
         return None  # not a generator: most rows only join the batch, which then costs nothing
 
-    def _process_rows(self, rows: list):
-        for start in range(0, len(rows), self._rows_per_batch):
-            self._rows.extend(rows[start:start + self._rows_per_batch])
+    def _process_table(self, table: pa.Table):
+        """Rows become Python objects one batch at a time, so a row group of large images is
+        not held twice (Arrow buffers plus Python bytes) all at once."""
+        for start in range(0, table.num_rows, self._rows_per_batch):
+            self._rows.extend(table.slice(start, self._rows_per_batch).to_pylist())
             if len(self._rows) >= self._rows_per_batch:
                 yield from self._flush(windowed=False)
 
