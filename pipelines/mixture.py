@@ -31,7 +31,7 @@ from schemas.mixture import MixtureConfig, MixtureConfigError
 from schemas.records import DeadLetter
 from transforms import mixture_stages as st
 from transforms.mixture_dedup import ExactDedupFn, NearDuplicateLosers
-from transforms.mixture_io import ReadSource, WriteShardFn
+from transforms.mixture_io import ReadSource, WriteEmptyShardsFn, WriteShardFn
 from transforms.mixture_prepare import REJECTED, PrepareFn
 from transforms.mixture_registry import load_mixture
 from transforms.outputs import FinalizeOutput, WriteDeadLetters, join, match_paths
@@ -111,12 +111,14 @@ def build(pipeline: beam.Pipeline, run: MixtureRun) -> dict:
                 .with_outputs(REJECTED, st.AssignSlotsFn.EVENTS, main="placed"))
     rejected.append(assigned[REJECTED])
 
+    writer = WriteShardFn(out, mix.num_shards, mix.format)
+    written = (assigned.placed
+               | "GroupShards" >> beam.GroupByKey()
+               | "WriteShards" >> beam.ParDo(writer))
     empty = (pipeline
              | "ShardIds" >> beam.Create(list(range(mix.num_shards)))
-             | "EmptyShard" >> beam.Map(lambda i: (i, [])))
-    shard_paths = (([assigned.placed, empty] | "AllShards" >> beam.Flatten())
-                   | "GroupShards" >> beam.GroupByKey()
-                   | "WriteShards" >> beam.ParDo(WriteShardFn(out, mix.num_shards, mix.format)))
+             | "WriteEmptyShards" >> beam.ParDo(WriteEmptyShardsFn(writer), beam.pvalue.AsList(written)))
+    shard_paths = [written, empty] | "AllShards" >> beam.Flatten()
 
     all_rejected = rejected | "AllRejected" >> beam.Flatten()
     rejected_files = all_rejected | "WriteRejected" >> WriteDeadLetters(out, subdir="rejected", prefix="rejected")

@@ -217,3 +217,20 @@ def test_weighted_source_with_no_surviving_records_fails_clearly(runs):
         SlotPlan(mix, {"captions": 10, "ocr": 0, "vqa": 5})
     with pytest.raises(ValueError, match="no records survived"):
         SlotPlan(mixture_config_from_dict(_config(runs["root"], total_examples=None)), {})
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "parquet"])
+def test_shards_without_records_are_written_empty(runs, fmt):
+    import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
+    out = _run({**runs["cfg"], "total_examples": 3, "num_shards": 6, "format": fmt},
+               str(runs["tmp"].mktemp(f"out_empty_{fmt}")))
+    names = _shards(out)
+    assert len(names) == 6
+    if fmt == "tfrecord":
+        assert len(_read_tfrecords(out)) == 3
+        assert sum(os.path.getsize(os.path.join(out, n)) == 0 for n in names) == 3
+    else:
+        sizes = [pq.read_table(os.path.join(out, n)).num_rows for n in names]
+        assert sum(sizes) == 3 and sizes.count(0) == 3
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert os.path.exists(os.path.join(out, "COMPLETED")) and manifest["counts"]["shards"] == 6

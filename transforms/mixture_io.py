@@ -21,6 +21,7 @@ import struct
 from typing import Any, Callable, Iterable
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 import google_crc32c
 import numpy as np
 import pyarrow as pa
@@ -28,7 +29,10 @@ import pyarrow.parquet as pq
 
 from schemas.mixture import MIXTURE_ARROW_SCHEMA, FilterConfig, MixtureRecord, SourceConfig
 from schemas.records import DeadLetter
+from transforms import arrow_coder  # noqa: F401  (registers the coder for pa.Table)
 from transforms.mixture_hash import decode_grey, phash_greys
+from transforms.mixture_pack import unpack, unpack_fields
+from transforms.outputs import join, replace, temp_path
 from transforms.progress import count
 
 NAMESPACE = "mixture"
@@ -292,6 +296,13 @@ def parquet_bytes(records: Iterable[MixtureRecord]) -> bytes:
     return buf.getvalue()
 
 
+def fields_record(payload: bytes) -> MixtureRecord:
+    """A Parquet-bound shard payload (`pack_fields` of id, image, prefix, suffix, source) -> record."""
+    rid, image, prefix, suffix, source = unpack_fields(payload)
+    return MixtureRecord(rid.decode("utf-8"), image, prefix.decode("utf-8"), suffix.decode("utf-8"),
+                         source.decode("utf-8"))
+
+
 def shard_name(index: int, num_shards: int, fmt: str) -> str:
     ext = "tfrecord" if fmt == "tfrecord" else "parquet"
     return f"mixture-{index:05d}-of-{num_shards:05d}.{ext}"
@@ -300,7 +311,6 @@ def shard_name(index: int, num_shards: int, fmt: str) -> str:
 # ---------------------------------------------------------------- Beam: reading and writing
 
 def _read_path(path: str) -> bytes:
-    from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
     with FileSystems.open(path) as f:
         return f.read()
 
@@ -317,7 +327,8 @@ class ReadSource(beam.PTransform):
     def expand(self, pbegin):
         s = self._source
         if s.format == "parquet":
-            return pbegin | "ReadParquet" >> beam.io.ReadFromParquetBatched(s.path)
+            # typed, so the tables get ArrowTableCoder instead of being pickled to estimate sizes
+            return pbegin | "ReadParquet" >> beam.io.ReadFromParquetBatched(s.path).with_output_types(pa.Table)
         if s.format == "jsonl":
             return (pbegin
                     | "ReadJsonl" >> beam.io.ReadFromTextWithFilename(s.path)
@@ -328,24 +339,55 @@ class ReadSource(beam.PTransform):
 
 
 class WriteShardFn(beam.DoFn):
-    """(shard index, batches of (slot, payload)) -> one shard file, written atomically; yields its path.
+    """(shard index, packed batches of (slot, payload)) -> one shard file in slot order, written
+    atomically (temporary file, then rename); yields its path.
 
-    Payloads are framed TFRecords (tfrecord) or record field tuples (parquet).
+    Payloads are framed TFRecords (tfrecord) or packed record fields (parquet), see
+    `mixture_prepare.shard_payload`. `write_empty` writes a shard that received no records.
     """
 
     def __init__(self, output_dir: str, num_shards: int, fmt: str):
         self._output_dir, self._num_shards, self._fmt = output_dir, num_shards, fmt
 
     def process(self, element):
-        from transforms.outputs import atomic_write_bytes, join  # pylint: disable=import-outside-toplevel
-        shard, items = element
-        slotted = sorted((it for batch in items for it in batch), key=lambda it: it[0])
-        if self._fmt == "tfrecord":
-            data = b"".join(payload for _, payload in slotted)
-        else:
-            data = parquet_bytes(MixtureRecord(*fields) for _, fields in slotted)
-        path = join(self._output_dir, shard_name(shard, self._num_shards, self._fmt))
-        atomic_write_bytes(path, data)
+        shard, batches = element
+        slot_columns, payloads = [], []
+        for packed in batches:
+            (slot_column,), (payload_column,) = unpack(packed)
+            slot_columns.append(slot_column)
+            payloads.extend(payload_column)
+        order = np.argsort(np.concatenate(slot_columns)).tolist() if slot_columns else []
+        yield self._write(shard, [payloads[i] for i in order])
+
+    def path(self, shard: int) -> str:
+        return join(self._output_dir, shard_name(shard, self._num_shards, self._fmt))
+
+    def write_empty(self, shard: int) -> str:
+        return self._write(shard, [])
+
+    def _write(self, shard: int, payloads: list[bytes]) -> str:
+        path = self.path(shard)
+        tmp = temp_path(path)
+        with FileSystems.create(tmp) as f:
+            if self._fmt == "tfrecord":  # streamed: the shard is not held twice in memory
+                for start in range(0, len(payloads), 4096):
+                    f.write(b"".join(payloads[start:start + 4096]))
+            else:
+                f.write(parquet_bytes(fields_record(p) for p in payloads))
+        replace(tmp, path)
         count(NAMESPACE, "shards_written")
-        count(NAMESPACE, "records_written", len(slotted))
-        yield path
+        count(NAMESPACE, "records_written", len(payloads))
+        return path
+
+
+class WriteEmptyShardsFn(beam.DoFn):
+    """Shard index -> writes that shard empty unless `WriteShardFn` wrote it (given as the side
+    input of written paths). Why not one GroupByKey with an empty value per shard: on the
+    DirectRunner that Flatten would copy every payload once more."""
+
+    def __init__(self, writer: WriteShardFn):
+        self._writer = writer
+
+    def process(self, shard: int, written_paths):
+        if self._writer.path(shard) not in set(written_paths):
+            yield self._writer.write_empty(shard)

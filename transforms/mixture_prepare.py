@@ -19,6 +19,7 @@ from schemas.records import DeadLetter
 from transforms import mixture_slots as slots
 from transforms.mixture_io import (NAMESPACE, _read_path, example_bytes, tfrecord_frame,
                                    validate_rows)
+from transforms.mixture_pack import pack, pack_fields, unpack
 from transforms.progress import count
 
 REJECTED = "rejected"
@@ -39,11 +40,12 @@ class KeyedBatches:
 
     Why: a shuffle's cost is mostly per element; one list per key per bundle moves the same
     values in far fewer elements. `labels` maps each output tag (None: the main output) to the
-    label its batches carry, so one GroupByKey can tell several inputs apart.
+    label its batches carry, so one GroupByKey can tell several inputs apart; `packers` maps a
+    tag to a function that turns its list into one value (`pack_records`) before it is sent.
     """
 
-    def __init__(self, labels: dict, max_items: int):
-        self._labels, self._max = labels, max_items
+    def __init__(self, labels: dict, max_items: int, packers: dict | None = None):
+        self._labels, self._max, self._packers = labels, max_items, packers or {}
         self._buf: dict = {}
         self._n = 0
 
@@ -60,20 +62,31 @@ class KeyedBatches:
         """Yields every batch (as windowed values when called from finish_bundle) and empties."""
         buf, self._buf, self._n = self._buf, {}, 0
         for tag, lists in buf.items():
+            packer = self._packers.get(tag)
             for key, values in lists.items():
-                element = (key, (self._labels[tag], values))
+                element = (key, (self._labels[tag], packer(values) if packer else values))
                 if windowed:
                     element = GlobalWindows.windowed_value(element)
                 yield element if tag is None else beam.pvalue.TaggedOutput(tag, element)
 
 
-def shard_payload(record: MixtureRecord, fmt: str):
-    """What a shard holds for one record: its framed tf.train.Example (encoded once per record,
-    however often it repeats, and one bytes value through both shuffles), or the fields for
-    Parquet."""
+def shard_payload(record: MixtureRecord, fmt: str) -> bytes:
+    """What a shard holds for one record, as bytes: its framed tf.train.Example (encoded once per
+    record, however often it repeats), or its fields packed (`pack_fields`) for Parquet."""
     if fmt == "tfrecord":
         return tfrecord_frame(example_bytes(record))
-    return record.id, record.image, record.prefix, record.suffix, record.source
+    return pack_fields((record.id, record.image, record.prefix, record.suffix, record.source))
+
+
+def pack_records(records: list[tuple[int, str, bytes]]) -> bytes:
+    """[(order key, uid, payload), ...] -> one packed batch (`mixture_pack`)."""
+    return pack([[r[0] for r in records]], [[r[1].encode("utf-8") for r in records], [r[2] for r in records]])
+
+
+def unpack_records(data: bytes) -> tuple[list[int], list[str], list[bytes]]:
+    """`pack_records`' inverse, as (order keys, uids, payloads)."""
+    (keys,), (uids, payloads) = unpack(data)
+    return keys.tolist(), [u.decode("utf-8") for u in uids], payloads
 
 
 def content_key(source: str, sha: str) -> tuple[str, str]:
@@ -85,8 +98,8 @@ class PrepareFn(beam.DoFn):
     """Raw rows (or DeadLetters from parsing, or Arrow tables of rows) of one source -> batched
     shuffle inputs.
 
-    Main output: ((source, rank bucket), ("rec", [(order key, uid, payload), ...])), the payload
-    being what the shard writer needs (`shard_payload`).
+    Main output: ((source, rank bucket), ("rec", packed [(order key, uid, payload), ...])), the
+    payload being what the shard writer needs (`shard_payload`), packed by `pack_records`.
     METAS: ((source, sha prefix), ("", [(source, uid, sha, phash, order key), ...])), the two
     hashes `to_wire` (signed).
     REJECTED: DeadLetters (validation, filters). EVENTS: ((source, "read"), n).
@@ -101,7 +114,7 @@ class PrepareFn(beam.DoFn):
 
     def start_bundle(self):
         self._rows, self._read = [], 0
-        self._out = KeyedBatches({None: "rec", self.METAS: ""}, self._max_items)
+        self._out = KeyedBatches({None: "rec", self.METAS: ""}, self._max_items, {None: pack_records})
 
     def process(self, row):
         if isinstance(row, pa.Table):  # a Parquet row group
@@ -153,7 +166,7 @@ class PrepareFn(beam.DoFn):
             uid = f"{source}/{record.id}/{sha[:16]}"
             order_key = slots.salted_hash(seed, uid)
             records.setdefault((source, slots.rank_bucket(order_key)), []).append(
-                (to_wire(order_key), uid, shard_payload(record, self._fmt)))
+                (order_key, uid, shard_payload(record, self._fmt)))
             metas.setdefault(content_key(source, sha), []).append(
                 (source, uid, sha, to_wire(phash), to_wire(order_key)))
         if self._out.count(2 * valid):

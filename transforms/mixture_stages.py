@@ -7,10 +7,11 @@ element. Every decision is a function of salted hashes of record keys and every 
 its input, so the output does not depend on how the runner splits or batches the work.
 
 Element shapes:
-  record:   (order_key, uid, payload)             out of PrepareFn, batched per slot bucket; the
-            payload is the framed tf.train.Example (or the record fields for Parquet)
+  record:   (order_key, uid, payload)             out of PrepareFn, packed per slot bucket
+            (`mixture_pack`); the payload is the framed tf.train.Example (or the packed record
+            fields for Parquet)
   meta:     (source, uid, sha, phash, order_key)  small, for decontamination and dedup
-  placed:   (shard, [(slot, payload), ...])       out of AssignSlotsFn
+  placed:   (shard, packed [(slot, payload), ...]) out of AssignSlotsFn
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from transforms import mixture_slots as slots
 from transforms.mixture_hash import phash_bytes
 from transforms.mixture_dedup import _uid_parts
 from transforms.mixture_io import NAMESPACE, letter, source_of
-from transforms.mixture_prepare import REJECTED, KeyedBatches, from_wire
+from transforms.mixture_pack import pack, packed_len
+from transforms.mixture_prepare import REJECTED, KeyedBatches, unpack_records
 from transforms.outputs import atomic_write_json, join
 from transforms.progress import count
 
@@ -74,7 +76,7 @@ class BatchByKey(beam.DoFn):
 def batch_size(element):
     """(key, (tag, values)) -> (key, number of values): counts without touching each value."""
     key, (_, values) = element
-    return key, len(values)
+    return key, packed_len(values) if isinstance(values, bytes) else len(values)
 
 
 # ---------------------------------------------------------------- slots
@@ -136,11 +138,11 @@ def slot_bucket(source: str, order_key: int) -> tuple[str, int]:
 class AssignSlotsFn(beam.DoFn):
     """One (source, rank bucket) with its records and dedup verdicts -> shards.
 
-    Input values are batches tagged "rec" ((order_key, uid, payload) for every valid record),
+    Input values are batches tagged "rec" (packed (order_key, uid, payload) of valid records),
     "drop" (uids of exact duplicates and contaminated records) and "near" ((uid, winner)
     near-duplicate losers). The records that are none of these, in (order_key, uid) order, get
-    ranks offset by the counts of earlier buckets; each occurrence becomes (shard, [(slot,
-    payload)]). Also yields rejected
+    ranks offset by the counts of earlier buckets; their occurrences leave as (shard, packed
+    (slot, payload) columns), one per shard. Also yields rejected
     letters (near_duplicate, not_selected) and ((source, field), n) stats events.
     """
 
@@ -155,13 +157,13 @@ class AssignSlotsFn(beam.DoFn):
         records, keys, dropped, near = {}, {}, set(), {}
         for tag, values in tagged:
             if tag == "rec":
-                for key, uid, record in values:
+                for key, uid, record in zip(*unpack_records(values)):
                     records[uid], keys[uid] = record, key  # a repeated uid is the same record
             elif tag == "drop":
                 dropped.update(values)
             else:
                 near.update(values)
-        kept = sorted((from_wire(k), uid) for uid, k in keys.items() if uid not in dropped)
+        kept = sorted((k, uid) for uid, k in keys.items() if uid not in dropped)
         if not kept:
             return
         plan = self._cache.plan(bucket_counts)
@@ -187,12 +189,14 @@ class AssignSlotsFn(beam.DoFn):
                 record = records[uid]
                 for k in ks:
                     slot = int(positions[k])
-                    per_shard.setdefault(slots.shard_of_slot(slot, total, self._num_shards), []).append(
-                        (slot, record))
+                    placed = per_shard.setdefault(slots.shard_of_slot(slot, total, self._num_shards), ([], []))
+                    placed[0].append(slot)
+                    placed[1].append(record)
                 unique += 1
                 written += len(ks)
             rank += 1
-        yield from per_shard.items()
+        for shard, (slot_list, payloads) in per_shard.items():
+            yield shard, pack([slot_list], [payloads])
         for field, n in (("written_unique", unique), ("written", written), ("repeated", written - unique)):
             if n:
                 yield beam.pvalue.TaggedOutput(self.EVENTS, ((source, field), n))

@@ -1,0 +1,53 @@
+"""The packed batches that carry records through the mixture's shuffles."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transforms.mixture_pack import pack, pack_fields, packed_len, unpack, unpack_fields
+from transforms.mixture_prepare import pack_records, unpack_records
+
+
+def test_pack_round_trips_columns():
+    rng = np.random.default_rng(0)
+    keys = [int(k) for k in rng.integers(0, 2 ** 63, 50, dtype=np.uint64)] + [2 ** 64 - 1, 0]
+    blobs = [rng.bytes(int(n)) for n in rng.integers(0, 300, len(keys))]
+    names = [f"id-{i}".encode() for i in range(len(keys))]
+    (ints,), (got_names, got_blobs) = unpack(pack([keys], [names, blobs]))
+    assert ints.tolist() == keys and got_names == names and got_blobs == blobs
+    assert packed_len(pack([keys], [names, blobs])) == len(keys)
+
+
+def test_records_round_trip_with_any_uid_text():
+    records = [(2 ** 64 - 5, "cap/id with / and \x00 and é/abc", b"\x00payload"), (7, "ocr/x/1", b"")]
+    assert list(zip(*unpack_records(pack_records(records)))) == records
+
+
+def test_empty_batch_and_fields():
+    (ints,), (blobs,) = unpack(pack([[]], [[]]))
+    assert ints.size == 0 and blobs == [] and packed_len(pack([[]], [[]])) == 0
+    assert unpack_fields(pack_fields(("id", b"\xff\xd8", "prefix", "", "src"))) == [
+        b"id", b"\xff\xd8", b"prefix", b"", b"src"]
+
+
+def test_malformed_batches_fail_loudly():
+    data = pack([[1, 2]], [[b"ab", b"cde"]])
+    with pytest.raises(ValueError, match="different lengths"):
+        pack([[1, 2]], [[b"a"]])
+    with pytest.raises(ValueError, match="too short"):
+        unpack(data[:10])
+    with pytest.raises(ValueError, match="cut short|does not match"):
+        unpack(data[:-1])
+    with pytest.raises(ValueError, match="does not match"):
+        unpack(data + b"x")
+
+
+def test_arrow_table_coder_round_trips_and_estimates_without_encoding():
+    import apache_beam as beam  # pylint: disable=import-outside-toplevel
+    import pyarrow as pa  # pylint: disable=import-outside-toplevel
+    from transforms.arrow_coder import ArrowTableCoder  # pylint: disable=import-outside-toplevel
+    table = pa.table({"id": ["a", "b", None], "image": [b"\x00" * 10, b"", b"xyz"]})
+    coder = beam.coders.registry.get_coder(pa.Table)
+    assert isinstance(coder, ArrowTableCoder)
+    assert coder.decode(coder.encode(table)).equals(table)
+    assert coder.get_impl().estimate_size(table) == table.nbytes
