@@ -22,6 +22,7 @@ import dataclasses
 import json
 import logging
 import sys
+import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -43,6 +44,7 @@ WORKLOAD = "mixture"
 class MixtureRun:
     mixture: MixtureConfig
     output: str
+    fragment_buffer_bytes: int = 64 << 20  # per slot-assigning worker, before fragments are written
 
 
 def check_globs(mixture: MixtureConfig) -> list[str]:
@@ -90,41 +92,55 @@ def build(pipeline: beam.Pipeline, run: MixtureRun) -> dict:
                  ExactDedupFn(mix.dedup.exact, mix.dedup.near_image_hamming, skip, eval_d), *side)
              .with_outputs(REJECTED, ExactDedupFn.NEAR_KEYS, ExactDedupFn.COUNTS, main="drops"))
     rejected.append(exact[REJECTED])
-    to_assign = [*records, exact.drops]
+    verdicts = [exact.drops]
     count_events = [*(r | f"CountRecords[{s.name}]" >> beam.Map(st.batch_size)
                       for s, r in zip(mix.sources, records)),
                     exact[ExactDedupFn.COUNTS]]
     if mix.dedup.near_image_hamming is not None:
         losers = exact[ExactDedupFn.NEAR_KEYS] | "NearDedup" >> NearDuplicateLosers(
             mix.dedup.near_image_hamming)
-        to_assign.append(losers | "BatchLosers" >> beam.ParDo(st.BatchByKey("near")))
+        verdicts.append(losers | "BatchLosers" >> beam.ParDo(st.BatchByKey("near")))
         count_events.append(losers | "UncountLosers" >> beam.Map(lambda e: (e[0], -1)))
+    verdicts = verdicts | "AllVerdicts" >> beam.Flatten()
 
     bucket_counts = (count_events
                      | "AllCounts" >> beam.Flatten()
                      | "CountBuckets" >> beam.CombinePerKey(sum)
                      | "NonEmptyBuckets" >> beam.Filter(lambda kv: kv[1] > 0))
-    assigned = (to_assign
-                | "AllForSlots" >> beam.Flatten()
-                | "GroupBuckets" >> beam.GroupByKey()
-                | "AssignSlots" >> beam.ParDo(st.AssignSlotsFn(mix), beam.pvalue.AsDict(bucket_counts))
-                .with_outputs(REJECTED, st.AssignSlotsFn.EVENTS, main="placed"))
-    rejected.append(assigned[REJECTED])
+    # Each source's records are grouped on their own and meet the (few) dedup verdicts as a
+    # keyed side input: joining them through a Flatten would copy every payload once more on
+    # the DirectRunner, which materializes Flattens.
+    fragments_dir = join(out, st.FRAGMENTS + uuid.uuid4().hex)
+    assign = st.AssignSlotsFn(mix, fragments_dir, run.fragment_buffer_bytes)
+    fragments, assign_events = [], []
+    for s, source_records in zip(mix.sources, records):
+        assigned = (source_records
+                    | f"GroupBuckets[{s.name}]" >> beam.GroupByKey()
+                    | f"AssignSlots[{s.name}]" >> beam.ParDo(
+                        assign, beam.pvalue.AsDict(bucket_counts), beam.pvalue.AsMultiMap(verdicts))
+                    .with_outputs(REJECTED, st.AssignSlotsFn.EVENTS, main="fragments"))
+        fragments.append(assigned.fragments)
+        rejected.append(assigned[REJECTED])
+        assign_events.append(assigned[st.AssignSlotsFn.EVENTS])
 
     writer = WriteShardFn(out, mix.num_shards, mix.format)
-    written = (assigned.placed
+    written = (fragments
+               | "AllFragments" >> beam.Flatten()
                | "GroupShards" >> beam.GroupByKey()
                | "WriteShards" >> beam.ParDo(writer))
     empty = (pipeline
              | "ShardIds" >> beam.Create(list(range(mix.num_shards)))
              | "WriteEmptyShards" >> beam.ParDo(WriteEmptyShardsFn(writer), beam.pvalue.AsList(written)))
-    shard_paths = [written, empty] | "AllShards" >> beam.Flatten()
+    shard_paths = (pipeline
+                   | "AfterShards" >> beam.Create([None])
+                   | "RemoveFragments" >> beam.ParDo(st.RemoveFragmentsFn(fragments_dir), beam.pvalue.AsList(
+                       [written, empty] | "AllShards" >> beam.Flatten())))
 
     all_rejected = rejected | "AllRejected" >> beam.Flatten()
     rejected_files = all_rejected | "WriteRejected" >> WriteDeadLetters(out, subdir="rejected", prefix="rejected")
     events = ([*read_events,
                all_rejected | "RejectEvents" >> beam.FlatMap(st.events_for_letter),
-               assigned[st.AssignSlotsFn.EVENTS]]
+               *assign_events]
               | "AllEvents" >> beam.Flatten()
               | "SumEvents" >> beam.CombinePerKey(sum)
               | "EventList" >> beam.combiners.ToList())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transforms.mixture_pack import pack, pack_fields, packed_len, unpack, unpack_fields
+from transforms.mixture_pack import pack, pack_fields, pack_parts, packed_len, unpack, unpack_fields
 from transforms.mixture_prepare import pack_records, unpack_records
 
 
@@ -16,6 +16,18 @@ def test_pack_round_trips_columns():
     (ints,), (got_names, got_blobs) = unpack(pack([keys], [names, blobs]))
     assert ints.tolist() == keys and got_names == names and got_blobs == blobs
     assert packed_len(pack([keys], [names, blobs])) == len(keys)
+
+
+@pytest.mark.parametrize("chunk", [1, 50, 1000, 1 << 20])
+def test_pack_parts_are_the_same_bytes_in_bounded_pieces(chunk):
+    rng = np.random.default_rng(1)
+    blobs = [rng.bytes(int(n)) for n in rng.integers(0, 120, 200)]
+    slots = list(range(200, 0, -1))
+    parts = list(pack_parts([slots], [blobs], chunk_bytes=chunk))
+    assert b"".join(parts) == pack([slots], [blobs])
+    data_parts = parts[3:]  # header, slots, lengths, then the payload pieces
+    assert all(len(p) <= max(chunk, 120) for p in data_parts)
+    assert len(data_parts) <= len(blobs)
 
 
 def test_records_round_trip_with_any_uid_text():

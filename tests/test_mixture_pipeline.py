@@ -182,6 +182,20 @@ def test_same_config_twice_gives_identical_shards(runs):
     assert not mismatch and not errors
 
 
+def test_fragment_buffer_size_does_not_change_shards_and_fragments_are_removed(runs):
+    out = str(runs["tmp"].mktemp("out_frag"))
+    pipeline = TestPipeline()
+    build(pipeline, MixtureRun(mixture_config_from_dict(runs["cfg"]), out, fragment_buffer_bytes=1))
+    pipeline.run().wait_until_finish()
+    names = _shards(runs["out"])
+    match, mismatch, errors = filecmp.cmpfiles(runs["out"], out, names, shallow=False)
+    assert match == names and not mismatch and not errors
+    for done in (out, runs["out"]):
+        assert not glob.glob(os.path.join(done, "_fragments*")), os.listdir(done)
+    stats = json.load(open(os.path.join(out, "stats.json")))
+    assert stats["totals"]["written"] == runs["cfg"]["total_examples"]
+
+
 def test_two_workers_give_identical_shards(runs):
     multi = _run(runs["cfg"], str(runs["tmp"].mktemp("out_mp")),
                  ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"])

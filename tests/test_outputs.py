@@ -77,3 +77,14 @@ def test_npz_with_pickled_objects_is_refused(tmp_path):
         params_io.load_params(str(path))
     with pytest.raises(ValueError, match="unsupported"):
         params_io.load_params(str(tmp_path / "weights.pkl"))
+
+
+def test_remove_tree_deletes_a_directory_and_accepts_a_missing_one(tmp_path):
+    from transforms.outputs import remove_tree  # pylint: disable=import-outside-toplevel
+    nested = tmp_path / "frag" / "sub"
+    nested.mkdir(parents=True)
+    (nested / "a.frag").write_bytes(b"x")
+    (tmp_path / "frag" / "b.frag").write_bytes(b"y")
+    remove_tree(str(tmp_path / "frag"))
+    assert not (tmp_path / "frag").exists()
+    remove_tree(str(tmp_path / "frag"))  # already gone: no error

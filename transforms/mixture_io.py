@@ -339,20 +339,23 @@ class ReadSource(beam.PTransform):
 
 
 class WriteShardFn(beam.DoFn):
-    """(shard index, packed batches of (slot, payload)) -> one shard file in slot order, written
+    """(shard index, paths of its fragment files) -> one shard file in slot order, written
     atomically (temporary file, then rename); yields its path.
 
-    Payloads are framed TFRecords (tfrecord) or packed record fields (parquet), see
-    `mixture_prepare.shard_payload`. `write_empty` writes a shard that received no records.
+    A fragment holds packed (slot, payload) columns (`AssignSlotsFn`). Payloads are framed
+    TFRecords (tfrecord) or packed record fields (parquet), see `mixture_prepare.shard_payload`.
+    `write_empty` writes a shard that received no records.
     """
 
     def __init__(self, output_dir: str, num_shards: int, fmt: str):
         self._output_dir, self._num_shards, self._fmt = output_dir, num_shards, fmt
 
     def process(self, element):
-        shard, batches = element
+        shard, fragment_paths = element
         slot_columns, payloads = [], []
-        for packed in batches:
+        for fragment in sorted(fragment_paths):
+            with FileSystems.open(fragment) as f:
+                packed = f.read()
             (slot_column,), (payload_column,) = unpack(packed)
             slot_columns.append(slot_column)
             payloads.extend(payload_column)

@@ -23,16 +23,30 @@ _HEADER = 3 * _U64.itemsize
 
 def pack(int_columns: Sequence[Sequence[int]], bytes_columns: Sequence[Sequence[bytes]]) -> bytes:
     """Columns of equal length (unsigned 64-bit integers, bytes values) -> one bytes value."""
+    return b"".join(pack_parts(int_columns, bytes_columns))
+
+
+def pack_parts(int_columns: Sequence[Sequence[int]], bytes_columns: Sequence[Sequence[bytes]],
+               chunk_bytes: int = 1 << 20):
+    """`pack` as a sequence of pieces of about `chunk_bytes` at most, to write to a file without
+    building the whole value in memory first."""
     lengths = {len(c) for c in (*int_columns, *bytes_columns)}
     if len(lengths) > 1:
         raise ValueError(f"columns of different lengths: {sorted(lengths)}")
     n = lengths.pop() if lengths else 0
-    parts = [np.array([n, len(int_columns), len(bytes_columns)], dtype=_U64).tobytes()]
-    parts.extend(np.asarray(c, dtype=_U64).tobytes() for c in int_columns)
-    parts.extend(np.fromiter(map(len, c), dtype=_U64, count=n).tobytes() for c in bytes_columns)
-    for column in bytes_columns:
-        parts.append(b"".join(column))
-    return b"".join(parts)
+    yield np.array([n, len(int_columns), len(bytes_columns)], dtype=_U64).tobytes()
+    for column in int_columns:
+        yield np.asarray(column, dtype=_U64).tobytes()
+    sizes = [np.fromiter(map(len, c), dtype=_U64, count=n) for c in bytes_columns]
+    for size in sizes:
+        yield size.tobytes()
+    for column, size in zip(bytes_columns, sizes):
+        ends = np.cumsum(size)
+        start = 0
+        while start < n:  # cut where the running size passes each multiple of chunk_bytes
+            stop = max(start + 1, int(np.searchsorted(ends, ends[start] - size[start] + chunk_bytes, "right")))
+            yield b"".join(column[start:stop])
+            start = stop
 
 
 def unpack(data: bytes) -> tuple[list[np.ndarray], list[list[bytes]]]:

@@ -1,23 +1,30 @@
 """The Beam stages of `tessera mixture` after dedup: assign slots, count, write stats.
 
-The full records (with their image bytes) are shuffled twice: once into their (source, rank
-bucket), where they meet the dedup verdicts and get their slots, once into shards. Shuffled
-values travel in per-bundle batches (`KeyedBatches`, `BatchByKey`), as the runner's cost is per
-element. Every decision is a function of salted hashes of record keys and every consumer sorts
-its input, so the output does not depend on how the runner splits or batches the work.
+The full records (with their image bytes) are shuffled once, into their (source, rank bucket),
+where they meet the dedup verdicts and get their slots. From there each shard's records go to
+fragment files (one per shard per flushed buffer) and only the fragments' paths are grouped by
+shard; the shard writer merges its fragments by slot. A second shuffle of the payloads would
+move every image once more through the runner (and, on Dataflow, through the billed shuffle).
+Shuffled values travel in per-bundle batches (`KeyedBatches`, `BatchByKey`), as the runner's
+cost is per element. Every decision is a function of salted hashes of record keys and every
+consumer sorts its input, so the output does not depend on how the runner splits or batches
+the work.
 
 Element shapes:
   record:   (order_key, uid, payload)             out of PrepareFn, packed per slot bucket
             (`mixture_pack`); the payload is the framed tf.train.Example (or the packed record
             fields for Parquet)
   meta:     (source, uid, sha, phash, order_key)  small, for decontamination and dedup
-  placed:   (shard, packed [(slot, payload), ...]) out of AssignSlotsFn
+  fragment: (shard, path)                         out of AssignSlotsFn; the file holds packed
+            (slot, payload) columns
 """
 from __future__ import annotations
 
+import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindows
 
 from schemas.mixture import MixtureConfig
 from schemas.records import DeadLetter
@@ -25,10 +32,13 @@ from transforms import mixture_slots as slots
 from transforms.mixture_hash import phash_bytes
 from transforms.mixture_dedup import _uid_parts
 from transforms.mixture_io import NAMESPACE, letter, source_of
-from transforms.mixture_pack import pack, packed_len
+from transforms.mixture_pack import pack_parts, packed_len
 from transforms.mixture_prepare import REJECTED, KeyedBatches, unpack_records
-from transforms.outputs import atomic_write_json, join
+from transforms.outputs import atomic_write_json, join, remove_tree
 from transforms.progress import count
+
+
+FRAGMENTS = "_fragments-"  # + a run id, under the output directory; removed once every shard is written
 
 
 # ---------------------------------------------------------------- eval images
@@ -106,6 +116,20 @@ class SlotPlan:
                     "max_uses": slots.max_uses(self.sizes[n], self.shares[n])} for n in self.names}
 
 
+_PLANS: dict = {}  # shared by every slot-assigning DoFn in a worker process: a plan costs O(N)
+
+
+def slot_plan(config: MixtureConfig, sizes: dict[str, int]) -> SlotPlan:
+    key = (config.name, tuple((s.name, s.weight) for s in config.sources), config.temperature,
+           config.total_examples, tuple(sorted(sizes.items())))
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= 4:
+            _PLANS.clear()
+        plan = _PLANS[key] = SlotPlan(config, sizes)
+    return plan
+
+
 class _PlanCache:
     def __init__(self, config: MixtureConfig):
         self._config, self._key, self._plan = config, None, None
@@ -119,7 +143,7 @@ class _PlanCache:
             sizes: dict[str, int] = {}
             for (source, _), n in bucket_counts.items():
                 sizes[source] = sizes.get(source, 0) + n
-            self._plan, self._key, self._offsets = SlotPlan(self._config, sizes), key, {}
+            self._plan, self._key, self._offsets = slot_plan(self._config, sizes), key, {}
         self._seen = bucket_counts
         return self._plan
 
@@ -136,26 +160,48 @@ def slot_bucket(source: str, order_key: int) -> tuple[str, int]:
 
 
 class AssignSlotsFn(beam.DoFn):
-    """One (source, rank bucket) with its records and dedup verdicts -> shards.
+    """One (source, rank bucket) with its records and dedup verdicts -> shard fragments.
 
-    Input values are batches tagged "rec" (packed (order_key, uid, payload) of valid records),
-    "drop" (uids of exact duplicates and contaminated records) and "near" ((uid, winner)
-    near-duplicate losers). The records that are none of these, in (order_key, uid) order, get
-    ranks offset by the counts of earlier buckets; their occurrences leave as (shard, packed
-    (slot, payload) columns), one per shard. Also yields rejected
-    letters (near_duplicate, not_selected) and ((source, field), n) stats events.
+    Input values are batches tagged "rec" (packed (order_key, uid, payload) of valid records);
+    the `verdicts` side input (a multimap by the same key) holds batches tagged "drop" (uids of
+    exact duplicates and contaminated records) and "near" ((uid, winner) near-duplicate losers). The records that are none of these, in (order_key, uid) order, get
+    ranks offset by the counts of earlier buckets. Their occurrences are buffered per shard
+    across the bundle and written as fragment files under `fragment_dir` when the buffer passes
+    `max_buffered_bytes` and at the end of the bundle; each write yields (shard, path). Also
+    yields rejected letters (near_duplicate, not_selected) and ((source, field), n) stats events.
+    Fragment names are random, so a retried bundle never overwrites a file a finished one wrote.
     """
 
     EVENTS = "events"
 
-    def __init__(self, config: MixtureConfig):
+    def __init__(self, config: MixtureConfig, fragment_dir: str, max_buffered_bytes: int = 64 << 20):
         self._cache = _PlanCache(config)
         self._num_shards = config.num_shards
+        self._fragment_dir, self._max_bytes = fragment_dir, max_buffered_bytes
 
-    def process(self, element, bucket_counts):
-        (source, bucket), tagged = element
+    def start_bundle(self):
+        self._placed: dict[int, tuple[list, list]] = {}  # shard -> ([slot], [payload])
+        self._bytes = 0
+
+    def finish_bundle(self):
+        for element in self._write_fragments():
+            yield GlobalWindows.windowed_value(element)
+
+    def _write_fragments(self):
+        """Each shard's buffered (slot, payload) pairs -> one fragment file; yields (shard, path)."""
+        placed, self._placed, self._bytes = self._placed, {}, 0
+        for shard, (slot_list, payloads) in sorted(placed.items()):
+            path = join(self._fragment_dir, f"shard-{shard:05d}-{uuid.uuid4().hex}.frag")
+            with FileSystems.create(path) as f:  # referenced only once written: no rename needed
+                for part in pack_parts([slot_list], [payloads]):
+                    f.write(part)
+            count(NAMESPACE, "fragments_written")
+            yield shard, path
+
+    def process(self, element, bucket_counts, verdicts):
+        (source, bucket), batches = element
         records, keys, dropped, near = {}, {}, set(), {}
-        for tag, values in tagged:
+        for tag, values in [*batches, *verdicts[(source, bucket)]]:
             if tag == "rec":
                 for key, uid, record in zip(*unpack_records(values)):
                     records[uid], keys[uid] = record, key  # a repeated uid is the same record
@@ -170,7 +216,7 @@ class AssignSlotsFn(beam.DoFn):
         offsets = self._cache.offsets(bucket_counts, source)
         size, share, total = plan.sizes[source], plan.shares[source], plan.total
         positions = plan.positions[source]
-        per_shard: dict[int, list] = {}
+        per_shard = self._placed
         rank, unique, written = offsets.get(bucket, 0), 0, 0
         for _, uid in kept:
             if uid in near:
@@ -187,6 +233,7 @@ class AssignSlotsFn(beam.DoFn):
                     src, rid, "select", "not_selected", f"rank {rank} >= share {share} of {size}"))
             else:
                 record = records[uid]
+                self._bytes += len(record) * len(ks)
                 for k in ks:
                     slot = int(positions[k])
                     placed = per_shard.setdefault(slots.shard_of_slot(slot, total, self._num_shards), ([], []))
@@ -195,11 +242,23 @@ class AssignSlotsFn(beam.DoFn):
                 unique += 1
                 written += len(ks)
             rank += 1
-        for shard, (slot_list, payloads) in per_shard.items():
-            yield shard, pack([slot_list], [payloads])
+        if self._bytes >= self._max_bytes:
+            yield from self._write_fragments()
         for field, n in (("written_unique", unique), ("written", written), ("repeated", written - unique)):
             if n:
                 yield beam.pvalue.TaggedOutput(self.EVENTS, ((source, field), n))
+
+
+class RemoveFragmentsFn(beam.DoFn):
+    """Once every shard is written (the side input of their paths), deletes this run's fragment
+    directory, then passes the shard paths on, so the completion marker comes after it."""
+
+    def __init__(self, fragment_dir: str):
+        self._fragment_dir = fragment_dir
+
+    def process(self, _, shard_paths):
+        remove_tree(self._fragment_dir)
+        yield from sorted(shard_paths)
 
 
 # ---------------------------------------------------------------- stats

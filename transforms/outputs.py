@@ -17,6 +17,7 @@ import uuid
 from typing import Any, Iterable
 
 import apache_beam as beam
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -64,6 +65,20 @@ def atomic_write_text(path: str, text: str) -> None:
 
 def atomic_write_json(path: str, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def remove_tree(path: str) -> None:
+    """Delete a directory and everything under it; a missing one is fine. Local file systems
+    delete a directory by its name, object stores (gs://) delete a prefix ending in '/'."""
+    path = path.rstrip("/")
+    for candidate in (path, path + "/"):
+        try:
+            FileSystems.delete([candidate])
+            return
+        except (BeamIOError, OSError):
+            continue
+    if FileSystems.exists(path):
+        raise OSError(f"could not delete {path}")
 
 
 def read_bytes(path: str) -> bytes:
