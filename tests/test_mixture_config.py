@@ -176,7 +176,7 @@ def _prepare_outputs(source, elements) -> dict:
     """Runs PrepareFn by hand over `elements` (one bundle); outputs normalized so that how rows
     were batched does not show: every shuffled value with its tag and key, sorted."""
     import apache_beam as beam  # pylint: disable=import-outside-toplevel
-    from transforms.mixture_prepare import PrepareFn, unpack_records  # pylint: disable=import-outside-toplevel
+    from transforms.mixture_prepare import PrepareFn, unpack_metas, unpack_records  # pylint: disable=import-outside-toplevel
     fn = PrepareFn(source, FilterConfig(min_side=16), seed=0, rows_per_batch=8, max_items=40)
     fn.start_bundle()
     raw = []
@@ -194,8 +194,10 @@ def _prepare_outputs(source, elements) -> dict:
             read += out[1]
         else:
             key, (_, batch) = out
-            if isinstance(batch, bytes):  # records travel packed
+            if tag == "records":  # records and metas travel packed
                 batch = list(zip(*unpack_records(batch)))
+            else:
+                batch = unpack_metas(key[0], batch)
             values += [(tag, key, v) for v in batch]
     return {"values": sorted(values, key=repr), "letters": sorted(letters), "read": read}
 

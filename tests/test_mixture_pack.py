@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from transforms.mixture_pack import pack, pack_fields, pack_parts, packed_len, unpack, unpack_fields
-from transforms.mixture_prepare import pack_records, unpack_records
+from transforms.mixture_prepare import pack_metas, pack_records, unpack_metas, unpack_records
 
 
 def test_pack_round_trips_columns():
@@ -33,6 +33,11 @@ def test_pack_parts_are_the_same_bytes_in_bounded_pieces(chunk):
 def test_records_round_trip_with_any_uid_text():
     records = [(2 ** 64 - 5, "cap/id with / and \x00 and é/abc", b"\x00payload"), (7, "ocr/x/1", b"")]
     assert list(zip(*unpack_records(pack_records(records)))) == records
+
+
+def test_metas_round_trip_with_full_64_bit_hashes():
+    metas = [("cap", "cap/a/0123", "ab" * 32, 2 ** 64 - 1, 2 ** 63), ("cap", "cap/b/4567", "cd" * 32, 0, 5)]
+    assert unpack_metas("cap", pack_metas(metas)) == metas
 
 
 def test_empty_batch_and_fields():

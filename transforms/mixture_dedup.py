@@ -15,7 +15,7 @@ from apache_beam.transforms.window import GlobalWindows
 from transforms import mixture_slots as slots
 from transforms.image_hash import to_hex
 from transforms.mixture_io import NAMESPACE, letter
-from transforms.mixture_prepare import REJECTED, from_wire
+from transforms.mixture_prepare import REJECTED, unpack_metas
 from transforms.near_dup_index import BRUTE_FORCE_BELOW, MultiIndexHash, first_equal_chunk, chunk_layout
 from transforms.progress import count
 
@@ -35,11 +35,6 @@ def nearest_batch(index: MultiIndexHash | None, phashes: list[int]) -> list[tupl
     return [(int(i), int(d)) if d <= index.d else None for i, d in zip(best.tolist(), best_dist.tolist())]
 
 
-def _unbatch(tagged_batches):
-    for _, values in tagged_batches:
-        yield from values
-
-
 def _uid_parts(uid: str) -> tuple[str, str]:
     source, rest = uid.split("/", 1)
     return source, rest.rsplit("/", 1)[0]
@@ -50,8 +45,8 @@ class ExactDedupFn(beam.DoFn):
     smallest order key is kept and the rest are rejected as duplicates.
 
     With `exact` off, only records that are identical including their id are collapsed (they
-    cannot be told apart downstream). Input: ((source, sha prefix), batches of metas, hashes
-    `to_wire`) and, with `eval_d` set, the (phash, path) pairs of the eval images as a side
+    cannot be told apart downstream). Input: ((source, sha prefix), packed batches of metas,
+    `pack_metas`) and, with `eval_d` set, the (phash, path) pairs of the eval images as a side
     input. Outputs, keyed by the record's slot bucket where AssignSlotsFn needs them: main
     ((source, rank bucket), ("drop", [uid])) for each rejected record with a uid of its own (a
     duplicate with the kept uid collapses there anyway), COUNTS ((source, rank bucket), -1) per
@@ -83,14 +78,15 @@ class ExactDedupFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(self.NEAR_KEYS, GlobalWindows.windowed_value(element))
 
     def process(self, element, eval_hashes=()):
-        _, batches = element
+        (source, _), batches = element
         by_sha: dict = {}
-        for meta in _unbatch(batches):
-            by_sha.setdefault(meta[2], []).append(meta)
+        for _, packed in batches:
+            for meta in unpack_metas(source, packed):
+                by_sha.setdefault(meta[2], []).append(meta)
         shas = sorted(by_sha)
         if self._eval_d is not None:
             self._update_index(eval_hashes)
-        hits = nearest_batch(self._index, [from_wire(by_sha[sha][0][3]) for sha in shas])
+        hits = nearest_batch(self._index, [by_sha[sha][0][3] for sha in shas])
         for sha, hit in zip(shas, hits):
             group = by_sha[sha]
             if hit is not None:  # same content, same pHash: the whole group is contaminated
@@ -113,7 +109,7 @@ class ExactDedupFn(beam.DoFn):
 
     def _reject(self, meta, stage: str, reason: str, detail: str, drop: bool = True):
         source, rid = _uid_parts(meta[1])
-        bucket = (source, slots.rank_bucket(from_wire(meta[4])))
+        bucket = (source, slots.rank_bucket(meta[4]))
         count(NAMESPACE, reason)
         yield beam.pvalue.TaggedOutput(self.COUNTS, (bucket, -1))
         if drop:
@@ -122,7 +118,7 @@ class ExactDedupFn(beam.DoFn):
 
     def _contaminated(self, group, hit):
         idx, dist = hit
-        detail = (f"pHash {to_hex(from_wire(group[0][3]))} within {dist} bits of eval image "
+        detail = (f"pHash {to_hex(group[0][3])} within {dist} bits of eval image "
                   f"{self._paths[idx]}")
         for meta in group:
             yield from self._reject(meta, "decontaminate", "contaminated", detail)
@@ -143,8 +139,8 @@ class ExactDedupFn(beam.DoFn):
         """Kept records -> one packed batch per (source, chunk, chunk value), vectorized."""
         kept, self._kept, self._n = self._kept, {}, 0
         for source, (keys, hashes, uids) in kept.items():
-            keys = np.array(keys, dtype=np.int64).view(np.uint64)  # to_wire values, as uint64
-            hashes = np.array(hashes, dtype=np.int64).view(np.uint64)
+            keys = np.array(keys, dtype=np.uint64)
+            hashes = np.array(hashes, dtype=np.uint64)
             uids = np.array(uids, dtype=object)
             for chunk, (shift, mask) in enumerate(self._chunks):
                 values = (hashes >> np.uint64(shift)) & np.uint64(mask)
@@ -155,7 +151,7 @@ class ExactDedupFn(beam.DoFn):
                                                         join_uids(uids[members].tolist())))
 
     def _dedup(self, metas):
-        ordered = sorted(metas, key=lambda m: (from_wire(m[4]), m[1]))
+        ordered = sorted(metas, key=lambda m: (m[4], m[1]))
         kept = set()
         for i, meta in enumerate(ordered):
             uid = meta[1]

@@ -23,18 +23,6 @@ from transforms.mixture_pack import pack, pack_fields, unpack
 from transforms.progress import count
 
 REJECTED = "rejected"
-_MASK64 = (1 << 64) - 1
-
-
-def to_wire(h: int) -> int:
-    """Unsigned 64-bit hash -> signed int64 for shuffles (Beam's int coder pickles larger ints)."""
-    return h - (1 << 64) if h >> 63 else h
-
-
-def from_wire(h: int) -> int:
-    return h & _MASK64
-
-
 class KeyedBatches:
     """Per-bundle lists of values per (output tag, key); drained as (key, (label, values)).
 
@@ -89,6 +77,19 @@ def unpack_records(data: bytes) -> tuple[list[int], list[str], list[bytes]]:
     return keys.tolist(), [u.decode("utf-8") for u in uids], payloads
 
 
+def pack_metas(metas: list[tuple[str, str, str, int, int]]) -> bytes:
+    """[(source, uid, sha, phash, order key), ...] of one source -> one packed batch."""
+    return pack([[m[3] for m in metas], [m[4] for m in metas]],
+                [[m[1].encode("utf-8") for m in metas], [m[2].encode("ascii") for m in metas]])
+
+
+def unpack_metas(source: str, data: bytes) -> list[tuple[str, str, str, int, int]]:
+    """`pack_metas`' inverse (the source comes from the batch's key)."""
+    (phashes, keys), (uids, shas) = unpack(data)
+    return [(source, u.decode("utf-8"), sha.decode("ascii"), p, k)
+            for u, sha, p, k in zip(uids, shas, phashes.tolist(), keys.tolist())]
+
+
 def content_key(source: str, sha: str) -> tuple[str, str]:
     """Exact-dedup group of a record: identical content always shares one."""
     return source, sha[:2]
@@ -100,8 +101,8 @@ class PrepareFn(beam.DoFn):
 
     Main output: ((source, rank bucket), ("rec", packed [(order key, uid, payload), ...])), the
     payload being what the shard writer needs (`shard_payload`), packed by `pack_records`.
-    METAS: ((source, sha prefix), ("", [(source, uid, sha, phash, order key), ...])), the two
-    hashes `to_wire` (signed).
+    METAS: ((source, sha prefix), ("", packed [(source, uid, sha, phash, order key), ...]))
+    (`pack_metas`).
     REJECTED: DeadLetters (validation, filters). EVENTS: ((source, "read"), n).
     """
 
@@ -114,7 +115,8 @@ class PrepareFn(beam.DoFn):
 
     def start_bundle(self):
         self._rows, self._read = [], 0
-        self._out = KeyedBatches({None: "rec", self.METAS: ""}, self._max_items, {None: pack_records})
+        self._out = KeyedBatches({None: "rec", self.METAS: ""}, self._max_items,
+                                 {None: pack_records, self.METAS: pack_metas})
 
     def process(self, row):
         if isinstance(row, pa.Table):  # a Parquet row group
@@ -168,6 +170,6 @@ class PrepareFn(beam.DoFn):
             records.setdefault((source, slots.rank_bucket(order_key)), []).append(
                 (order_key, uid, shard_payload(record, self._fmt)))
             metas.setdefault(content_key(source, sha), []).append(
-                (source, uid, sha, to_wire(phash), to_wire(order_key)))
+                (source, uid, sha, phash, order_key))
         if self._out.count(2 * valid):
             yield from self._drain(windowed)
