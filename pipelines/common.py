@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 BEAM_FLAGS_HELP = (
     "Flags this workload does not know are handed to Beam's PipelineOptions, e.g. "
@@ -31,10 +31,21 @@ def add_accelerator_flag(parser: argparse.ArgumentParser) -> None:
              "'type:nvidia-l4;count:1;install-nvidia-driver'. Default: none (CPU).")
 
 
+# Without --runner, Beam's DirectRunner first tries its Prism runner, which downloads a binary
+# from GitHub at run time (and runs the job on another engine when it can); Tessera's local
+# runs use the batch engine the DirectRunner falls back to, directly. --runner still wins.
+LOCAL_RUNNER = "FnApiRunner"
+
+
 def parse_pipeline_args(parser: argparse.ArgumentParser, argv: list[str] | None):
-    """Workload flags via parse_known_args; the rest become PipelineOptions."""
+    """Workload flags via parse_known_args; the rest become PipelineOptions (runner defaults to
+    `LOCAL_RUNNER`)."""
     args, beam_args = parser.parse_known_args(argv)
-    return args, PipelineOptions(beam_args)
+    options = PipelineOptions(beam_args)
+    standard = options.view_as(StandardOptions)
+    if standard.runner is None:
+        standard.runner = LOCAL_RUNNER
+    return args, options
 
 
 def counters(result) -> dict[str, int]:
@@ -76,6 +87,8 @@ def input_error(prog: str, message) -> int:
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # force: by the time a workload's main runs, an import has often put a WARNING-level
+    # handler on the root logger, and without it basicConfig would silently do nothing
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     for noisy in ("absl", "jax._src", "tensorflow", "apache_beam.runners.portability"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
