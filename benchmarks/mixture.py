@@ -27,6 +27,7 @@ import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
+from pipelines.common import LOCAL_RUNNER
 from pipelines.mixture import MixtureRun, build
 from schemas.mixture import MixtureRecord, mixture_config_from_dict
 from transforms.mixture_io import example_bytes
@@ -135,12 +136,15 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--num-shards", type=int, default=16)
     parser.add_argument("--index-sizes", default="1000,4000,16000,64000,128000")
-    parser.add_argument("--beam-options", default="", help="e.g. '--direct_num_workers 2'")
+    parser.add_argument("--beam-options", default="",
+                        help="e.g. '--direct_num_workers 2'; the runner defaults to Tessera's local one")
     parser.add_argument("--image-format", choices=("jpeg", "png"), default="jpeg")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved runs of each pipeline")
     parser.add_argument("--skip-pipelines", action="store_true")
     args = parser.parse_args()
     options = args.beam_options.split()
+    if not any(o.startswith("--runner") for o in options):  # both pipelines on what `tessera` uses locally
+        options += ["--runner", LOCAL_RUNNER]
     if not args.skip_pipelines:
         root = tempfile.mkdtemp(prefix="mixbench_")
         try:
