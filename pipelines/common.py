@@ -90,5 +90,5 @@ def setup_logging(level: int = logging.INFO) -> None:
     # force: by the time a workload's main runs, an import has often put a WARNING-level
     # handler on the root logger, and without it basicConfig would silently do nothing
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    for noisy in ("absl", "jax._src", "tensorflow", "apache_beam.runners.portability"):
+    for noisy in ("absl", "jax._src", "tensorflow", "apache_beam.runners.portability", "apache_beam.typehints"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

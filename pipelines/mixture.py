@@ -32,9 +32,10 @@ from schemas.mixture import MixtureConfig, MixtureConfigError
 from schemas.records import DeadLetter
 from transforms import mixture_stages as st
 from transforms.mixture_dedup import ExactDedupFn, NearDuplicateLosers
-from transforms.mixture_io import ReadSource, WriteEmptyShardsFn, WriteShardFn
+from transforms.mixture_io import ReadSource
 from transforms.mixture_prepare import REJECTED, PrepareFn
 from transforms.mixture_registry import load_mixture
+from transforms.mixture_write import WriteEmptyShardsFn, WriteShardFn
 from transforms.outputs import FinalizeOutput, WriteDeadLetters, join, match_paths
 
 WORKLOAD = "mixture"

@@ -1,13 +1,14 @@
-"""Reading mixture sources, validating their records, and writing shards byte-deterministically.
+"""Reading mixture sources, validating their records, and encoding shard bytes deterministically.
 
 Sources are Parquet (`id, image, prefix?, suffix`), JSONL (`image` as base64 or `image_path`
 relative to the JSONL file) or TFRecords of tf.train.Example (`id`, `image/encoded`, `prefix`,
 `suffix`, the layout this module writes). Every raw row becomes either a validated record or a
 DeadLetter with a reason; nothing is dropped silently.
 
-Writers encode tf.train.Example by hand (the proto layout is five nested length-delimited fields)
+tf.train.Example is encoded by hand (the proto layout is five nested length-delimited fields)
 with sorted feature keys, so shards are identical bytes on every machine and no TensorFlow import
-is needed to write them; tests read them back with tf.data.
+is needed to write them; tests read them back with tf.data. The shard files themselves are
+written by `mixture_write`.
 """
 from __future__ import annotations
 
@@ -31,8 +32,6 @@ from schemas.mixture import MIXTURE_ARROW_SCHEMA, FilterConfig, MixtureRecord, S
 from schemas.records import DeadLetter
 from transforms import arrow_coder  # noqa: F401  (registers the coder for pa.Table)
 from transforms.mixture_hash import decode_grey, phash_greys
-from transforms.mixture_pack import unpack, unpack_fields
-from transforms.outputs import join, replace, temp_path
 from transforms.progress import count
 
 NAMESPACE = "mixture"
@@ -296,13 +295,6 @@ def parquet_bytes(records: Iterable[MixtureRecord]) -> bytes:
     return buf.getvalue()
 
 
-def fields_record(payload: bytes) -> MixtureRecord:
-    """A Parquet-bound shard payload (`pack_fields` of id, image, prefix, suffix, source) -> record."""
-    rid, image, prefix, suffix, source = unpack_fields(payload)
-    return MixtureRecord(rid.decode("utf-8"), image, prefix.decode("utf-8"), suffix.decode("utf-8"),
-                         source.decode("utf-8"))
-
-
 def shard_name(index: int, num_shards: int, fmt: str) -> str:
     ext = "tfrecord" if fmt == "tfrecord" else "parquet"
     return f"mixture-{index:05d}-of-{num_shards:05d}.{ext}"
@@ -336,61 +328,3 @@ class ReadSource(beam.PTransform):
         return (pbegin
                 | "ReadTFRecord" >> beam.io.ReadFromTFRecord(s.path)
                 | "ParseExample" >> beam.Map(lambda b, name=s.name: parse_example(name, b)))
-
-
-class WriteShardFn(beam.DoFn):
-    """(shard index, paths of its fragment files) -> one shard file in slot order, written
-    atomically (temporary file, then rename); yields its path.
-
-    A fragment holds packed (slot, payload) columns (`AssignSlotsFn`). Payloads are framed
-    TFRecords (tfrecord) or packed record fields (parquet), see `mixture_prepare.shard_payload`.
-    `write_empty` writes a shard that received no records.
-    """
-
-    def __init__(self, output_dir: str, num_shards: int, fmt: str):
-        self._output_dir, self._num_shards, self._fmt = output_dir, num_shards, fmt
-
-    def process(self, element):
-        shard, fragment_paths = element
-        slot_columns, payloads = [], []
-        for fragment in sorted(fragment_paths):
-            with FileSystems.open(fragment) as f:
-                packed = f.read()
-            (slot_column,), (payload_column,) = unpack(packed)
-            slot_columns.append(slot_column)
-            payloads.extend(payload_column)
-        order = np.argsort(np.concatenate(slot_columns)).tolist() if slot_columns else []
-        yield self._write(shard, [payloads[i] for i in order])
-
-    def path(self, shard: int) -> str:
-        return join(self._output_dir, shard_name(shard, self._num_shards, self._fmt))
-
-    def write_empty(self, shard: int) -> str:
-        return self._write(shard, [])
-
-    def _write(self, shard: int, payloads: list[bytes]) -> str:
-        path = self.path(shard)
-        tmp = temp_path(path)
-        with FileSystems.create(tmp) as f:
-            if self._fmt == "tfrecord":  # streamed: the shard is not held twice in memory
-                for start in range(0, len(payloads), 4096):
-                    f.write(b"".join(payloads[start:start + 4096]))
-            else:
-                f.write(parquet_bytes(fields_record(p) for p in payloads))
-        replace(tmp, path)
-        count(NAMESPACE, "shards_written")
-        count(NAMESPACE, "records_written", len(payloads))
-        return path
-
-
-class WriteEmptyShardsFn(beam.DoFn):
-    """Shard index -> writes that shard empty unless `WriteShardFn` wrote it (given as the side
-    input of written paths). Why not one GroupByKey with an empty value per shard: on the
-    DirectRunner that Flatten would copy every payload once more."""
-
-    def __init__(self, writer: WriteShardFn):
-        self._writer = writer
-
-    def process(self, shard: int, written_paths):
-        if self._writer.path(shard) not in set(written_paths):
-            yield self._writer.write_empty(shard)
