@@ -9,3 +9,9 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+# Pipelines built without --runner (TestPipeline(), beam.Pipeline()) run on the FnApiRunner, as
+# `tessera` commands do: Beam's DirectRunner would first try to download its Prism runner.
+from apache_beam.options.pipeline_options import StandardOptions  # noqa: E402
+
+StandardOptions.DEFAULT_RUNNER = "FnApiRunner"
