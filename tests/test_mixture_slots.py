@@ -93,3 +93,18 @@ def test_shards_are_contiguous_slot_ranges():
     total, num_shards = 10, 3
     assert [slots.shard_of_slot(j, total, num_shards) for j in range(total)] == [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert slots.shard_ranges(total, num_shards) == [(0, 4), (4, 7), (7, 10)]
+
+
+@pytest.mark.parametrize("totals", [[5, 3, 2], [2, 1], [1, 0, 2], [7, 0, 3, 1], [1000, 1000, 1000],
+                                    [4001, 2999, 1500, 500, 1], [0, 0, 9], [12345]])
+def test_compiled_blend_is_the_loop(totals):
+    loop = slots.blend(totals, compiled=False)
+    scan = slots.blend(totals, compiled=True)
+    assert scan.dtype == loop.dtype and scan.tolist() == loop.tolist()
+
+
+def test_compiled_blend_on_random_large_totals():
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        totals = [int(x) for x in rng.integers(0, 40_000, int(rng.integers(2, 7)))]
+        assert np.array_equal(slots.blend(totals, compiled=True), slots.blend(totals, compiled=False))

@@ -72,12 +72,25 @@ def source_totals(weights: Mapping[str, float], total: int) -> dict[str, int]:
     return counts
 
 
-def blend(totals: Sequence[int]) -> np.ndarray:
+COMPILED_BLEND_ABOVE = 2_000_000  # slots: below, the loop costs less than starting XLA (1-4 s)
+
+
+def blend(totals: Sequence[int], compiled: bool | None = None) -> np.ndarray:
     """Source index of every slot, Megatron-style, in exact integer arithmetic.
 
     Slot j goes to the source with the largest deficit T_s * (j + 1) / N - c_s (ties: lowest
-    index), skipping sources that already have all T_s slots, so the counts end exactly at T_s.
+    index), so the counts end exactly at T_s (a source with all its slots has a deficit <= 0,
+    while the deficits always sum to N > 0). A Python loop up to `COMPILED_BLEND_ABOVE` slots
+    (about 0.5 s per million); beyond, the same loop as an XLA scan on the CPU (10 million slots
+    in about 0.3 s once XLA is up), identical output (tested). `compiled` forces one or the other.
     """
+    n_total = int(sum(totals))
+    if compiled is None:
+        compiled = COMPILED_BLEND_ABOVE < n_total < 2 ** 31  # int64 products stay below 2^62
+    return _blend_scan(totals) if compiled else _blend_loop(totals)
+
+
+def _blend_loop(totals: Sequence[int]) -> np.ndarray:
     n_total = int(sum(totals))
     out = np.empty(n_total, dtype=np.int32)
     counts = [0] * len(totals)
@@ -95,12 +108,32 @@ def blend(totals: Sequence[int]) -> np.ndarray:
     return out
 
 
-def slot_positions(totals: Sequence[int]) -> list[np.ndarray]:
+def _blend_scan(totals: Sequence[int]) -> np.ndarray:
+    import jax  # pylint: disable=import-outside-toplevel
+    import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+    n_total = int(sum(totals))
+    if n_total == 0:
+        return np.empty(0, dtype=np.int32)
+    with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
+        t = jnp.asarray([int(x) for x in totals], dtype=jnp.int64)
+
+        def step(counts, j):
+            best = jnp.argmax(t * (j + 1) - counts * n_total)  # first maximum: the lowest index
+            return counts.at[best].add(1), best.astype(jnp.int32)
+
+        _, seq = jax.lax.scan(step, jnp.zeros_like(t), jnp.arange(n_total, dtype=jnp.int64))
+        return np.asarray(seq)
+
+
+def slot_positions(totals: Sequence[int], sequence: np.ndarray | None = None) -> list[np.ndarray]:
     """For each source s, the slot index of its k-th occurrence (k = 0 .. T_s - 1)."""
-    seq = blend(totals)
-    order = np.argsort(seq, kind="stable")
+    seq = blend(totals) if sequence is None else sequence
+    small = np.uint8 if len(totals) <= 256 else np.uint16 if len(totals) <= 65536 else seq.dtype
+    order = np.argsort(seq.astype(small, copy=False), kind="stable")  # a radix sort for 8/16 bits
+    if len(seq) < 2 ** 31:
+        order = order.astype(np.int32)  # half the memory of a big plan
     bounds = np.cumsum([0, *totals])
-    return [order[bounds[s]:bounds[s + 1]].astype(np.int64) for s in range(len(totals))]
+    return [order[bounds[s]:bounds[s + 1]] for s in range(len(totals))]
 
 
 def occurrences(rank: int, size: int, share: int) -> range:

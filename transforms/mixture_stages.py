@@ -38,6 +38,7 @@ from transforms.outputs import atomic_write_json, join, remove_tree
 from transforms.progress import count
 
 
+PREFIX_CHECK_MAX = 2_000_000  # slots: stats.json reports the worst prefix deviation up to here
 FRAGMENTS = "_fragments-"  # + a run id, under the output directory; removed once every shard is written
 
 
@@ -109,7 +110,11 @@ class SlotPlan:
             raise ValueError(
                 f"mixture {config.name!r}: source(s) {empty} have a positive weight but no records "
                 f"left after validation, filters, decontamination and dedup (sizes {self.sizes})")
-        self.positions = dict(zip(names, slots.slot_positions([self.shares[n] for n in names])))
+        shares = [self.shares[n] for n in names]
+        sequence = slots.blend(shares)  # source index of every slot
+        self.positions = dict(zip(names, slots.slot_positions(shares, sequence)))
+        # kept for the stats' prefix check only while it is small: the positions hold the plan
+        self.sequence = sequence if self.total <= PREFIX_CHECK_MAX else None
 
     def summary(self) -> dict:
         return {n: {"weight": self.weights[n], "share": self.shares[n], "kept": self.sizes[n],
@@ -296,8 +301,8 @@ class WriteStatsFn(beam.DoFn):
         stats = {"mixture": self._config.name, "total_examples": plan.total,
                  "num_shards": self._config.num_shards, "sources": per_source, "totals": totals,
                  "balanced": all(e["balanced"] for e in per_source.values()),
-                 "max_prefix_deviation": slots.prefix_deviation(slots.blend(shares), shares)
-                 if plan.total <= 2_000_000 else None}
+                 "max_prefix_deviation": slots.prefix_deviation(plan.sequence, shares)
+                 if plan.sequence is not None else None}
         path = join(self._output_dir, "stats.json")
         atomic_write_json(path, stats)
         count(NAMESPACE, "stats_written")
