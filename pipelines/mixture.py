@@ -94,7 +94,7 @@ def build(pipeline: beam.Pipeline, run: MixtureRun) -> dict:
              .with_outputs(REJECTED, ExactDedupFn.NEAR_KEYS, ExactDedupFn.COUNTS, main="drops"))
     rejected.append(exact[REJECTED])
     verdicts = [exact.drops]
-    count_events = [*(r | f"CountRecords[{s.name}]" >> beam.Map(st.batch_size)
+    count_events = [*(r | f"CountRecords[{s.name}]" >> beam.Map(st.records_in_batch)
                       for s, r in zip(mix.sources, records)),
                     exact[ExactDedupFn.COUNTS]]
     if mix.dedup.near_image_hamming is not None:

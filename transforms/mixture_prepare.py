@@ -23,6 +23,8 @@ from transforms.mixture_pack import pack, pack_fields, unpack
 from transforms.progress import count
 
 REJECTED = "rejected"
+
+
 class KeyedBatches:
     """Per-bundle lists of values per (output tag, key); drained as (key, (label, values)).
 

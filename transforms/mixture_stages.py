@@ -84,10 +84,10 @@ class BatchByKey(beam.DoFn):
         yield from self._out.drain(windowed=True)
 
 
-def batch_size(element):
-    """(key, (tag, values)) -> (key, number of values): counts without touching each value."""
-    key, (_, values) = element
-    return key, packed_len(values) if isinstance(values, bytes) else len(values)
+def records_in_batch(element):
+    """(key, (tag, packed records)) -> (key, number of records), read from the batch's header."""
+    key, (_, packed) = element
+    return key, packed_len(packed)
 
 
 # ---------------------------------------------------------------- slots
@@ -169,8 +169,9 @@ class AssignSlotsFn(beam.DoFn):
 
     Input values are batches tagged "rec" (packed (order_key, uid, payload) of valid records);
     the `verdicts` side input (a multimap by the same key) holds batches tagged "drop" (uids of
-    exact duplicates and contaminated records) and "near" ((uid, winner) near-duplicate losers). The records that are none of these, in (order_key, uid) order, get
-    ranks offset by the counts of earlier buckets. Their occurrences are buffered per shard
+    exact duplicates and contaminated records) and "near" ((uid, winner) near-duplicate losers).
+    The records that are none of these, in (order_key, uid) order, get ranks offset by the
+    counts of earlier buckets. Their occurrences are buffered per shard
     across the bundle and written as fragment files under `fragment_dir` when the buffer passes
     `max_buffered_bytes` and at the end of the bundle; each write yields (shard, path). Also
     yields rejected letters (near_duplicate, not_selected) and ((source, field), n) stats events.

@@ -14,7 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 from schemas.mixture import MixtureRecord
 from transforms.mixture_io import NAMESPACE, parquet_bytes, shard_name
 from transforms.mixture_pack import unpack, unpack_fields
-from transforms.outputs import join, replace, temp_path
+from transforms.outputs import join, read_bytes, replace, temp_path
 from transforms.progress import count
 
 
@@ -41,9 +41,7 @@ class WriteShardFn(beam.DoFn):
         shard, fragment_paths = element
         slot_columns, payloads = [], []
         for fragment in sorted(fragment_paths):
-            with FileSystems.open(fragment) as f:
-                packed = f.read()
-            (slot_column,), (payload_column,) = unpack(packed)
+            (slot_column,), (payload_column,) = unpack(read_bytes(fragment))
             slot_columns.append(slot_column)
             payloads.extend(payload_column)
         order = np.argsort(np.concatenate(slot_columns)).tolist() if slot_columns else []
