@@ -16,7 +16,7 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m pipelines.demo --output $(DEMO_OUT)
+	$(BIN)/python -m tessera.pipelines.demo --output $(DEMO_OUT)
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests

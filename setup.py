@@ -3,6 +3,16 @@ import setuptools
 
 VERSION = "0.1.0"
 
+# The top-level folders install under one `tessera.` namespace, so generic names such as `models`
+# or `pipelines` cannot collide with other packages on a worker.
+FOLDERS = ("schemas", "transforms", "models", "training", "pipelines")
+PACKAGE_DIR = {"tessera": "tessera", **{f"tessera.{folder}": folder for folder in FOLDERS}}
+PACKAGES = ["tessera"] + [
+    f"tessera.{folder}" + (f".{sub}" if sub else "")
+    for folder in FOLDERS
+    for sub in [""] + setuptools.find_packages(where=folder)
+]
+
 INSTALL_REQUIRES = [
     "apache-beam[gcp]>=2.60",
     "tensorflow-cpu>=2.16",
@@ -39,13 +49,15 @@ setuptools.setup(
     version=VERSION,
     description="Vision research workloads as Apache Beam pipelines.",
     python_requires=">=3.11",
-    packages=setuptools.find_packages(include=["pipelines*", "models*", "transforms*", "schemas*"]),
-    package_data={"models": ["weights/*.msgpack", "weights/*.json", "weights/*.md"], "schemas": ["*.json", "*.md"]},
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
+    package_data={"tessera.models": ["weights/*.msgpack", "weights/*.json", "weights/*.md"],
+                  "tessera.schemas": ["*.json", "*.md"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "gpu": ["jax[cuda12]"],
         "test": ["pytest>=8", "pytest-xdist>=3"],
     },
-    entry_points={"console_scripts": ["tessera=pipelines.cli:main"]},
+    entry_points={"console_scripts": ["tessera=tessera.pipelines.cli:main"]},
 )

@@ -35,7 +35,7 @@ def write_scene(path: str, seed: int, size: int) -> float:
     import rasterio
     from rasterio.transform import from_origin
 
-    from transforms.synth_scene import GSD_M, render_scene
+    from tessera.training.buildings.scenes import GSD_M, render_scene
     image = render_scene(seed, size).image  # [H, W, 3] uint8
     # Origin on a multiple of 192 m = 384 px (the default window stride), as a tile of a large
     # aligned mosaic would be; otherwise the scene's edges would need an extra row/column of windows.
@@ -48,11 +48,12 @@ def write_scene(path: str, seed: int, size: int) -> float:
 
 
 def planned_windows(path: str, tile: int, overlap: int) -> list[np.ndarray]:
-    from transforms import tiles
-    info = tiles.inspect_raster(path)
-    specs = [tiles.assemble_window(k, [v], tile, overlap) for k, v in tiles.plan_windows(info, tile, overlap)]
-    cache = tiles.DatasetCache()
-    return [tiles.read_window(s, cache)[0] for s in specs if s is not None]
+    from tessera.transforms.buildings import grid as buildings_grid
+    from tessera.transforms.buildings import raster as buildings_raster
+    info = buildings_raster.inspect_raster(path)
+    specs = [buildings_grid.assemble_window(k, [v], tile, overlap) for k, v in buildings_grid.plan_windows(info, tile, overlap)]
+    cache = buildings_raster.DatasetCache()
+    return [buildings_raster.read_window(s, cache)[0] for s in specs if s is not None]
 
 
 def plain_tiles(path: str, tile: int) -> list[np.ndarray]:
@@ -69,7 +70,7 @@ def plain_tiles(path: str, tile: int) -> list[np.ndarray]:
 def plain_forward(model_path: str, windows: list[np.ndarray], batch: int) -> float:
     import jax
 
-    from models import unet
+    from tessera.models import unet
     model = unet.load(model_path)
     apply = jax.jit(model.apply_fn)
     params = jax.device_put(model.params)
@@ -84,8 +85,8 @@ def pipeline_run(input_glob: str, out: str, model_path: str, tile: int, overlap:
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.buildings import BuildingsConfig, build
-    from pipelines.common import counters
+    from tessera.pipelines.buildings import BuildingsConfig, build
+    from tessera.pipelines.common import counters
     config = BuildingsConfig(input=input_glob, output=out, model=model_path, tile_size=tile,
                              overlap=overlap, batch_size=batch)
     start = time.perf_counter()
@@ -102,7 +103,7 @@ def pipeline_run(input_glob: str, out: str, model_path: str, tile: int, overlap:
 
 
 def main(argv=None) -> int:
-    from pipelines.buildings import DEFAULT_MODEL
+    from tessera.pipelines.buildings import DEFAULT_MODEL
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=2048, help="Scene side in pixels (0.5 m).")
     parser.add_argument("--seed", type=int, default=4242)

@@ -27,9 +27,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from models import unet  # noqa: E402
-from transforms import building_metrics  # noqa: E402
-from transforms.synth_scene import render_scene  # noqa: E402
+from tessera.models import unet  # noqa: E402
+from tessera.transforms.buildings import metrics as buildings_metrics  # noqa: E402
+from tessera.training.buildings.scenes import render_scene  # noqa: E402
 
 TRAINING_SEEDS = [range(0, 320), range(100000, 100160), range(90000, 90008)]
 DEFAULT_MODEL = os.path.join(ROOT, "models", "weights", "unet_buildings.msgpack")
@@ -45,7 +45,7 @@ def _seeds(text: str) -> list[int]:
 def direct(seeds, size, model_path, threshold, core_threshold):
     import jax
 
-    from transforms.polygons import window_instances
+    from tessera.transforms.buildings.polygons import window_instances
 
     jm = unet.load(model_path)
     fn = jax.jit(jm.apply_fn)
@@ -61,7 +61,7 @@ def direct(seeds, size, model_path, threshold, core_threshold):
         p = [f["geometry"] for f in found]
         c = [f["confidence"] for f in found]
         gt = scene.polygons()
-        m = building_metrics.evaluate(p, c, gt)
+        m = buildings_metrics.evaluate(p, c, gt)
         per_scene.append({"seed": seed, "model_s": round(model_s, 2), **_round(m)})
         print(json.dumps(per_scene[-1]), flush=True)
         # pool across scenes by offsetting each scene's pixel frame so no two scenes overlap
@@ -70,14 +70,14 @@ def direct(seeds, size, model_path, threshold, core_threshold):
         preds += [aff.translate(g, dx) for g in p]
         confs += c
         labels += [aff.translate(g, dx) for g in gt]
-    return per_scene, building_metrics.evaluate(preds, confs, labels)
+    return per_scene, buildings_metrics.evaluate(preds, confs, labels)
 
 
 def pipeline(seeds, size, model_path, workdir):
     per_scene = []
     for seed in seeds:
         d = os.path.join(workdir, f"seed{seed}")
-        run = lambda *a: subprocess.run([sys.executable, "-m", "pipelines.cli", *a], check=True, cwd=ROOT,
+        run = lambda *a: subprocess.run([sys.executable, "-m", "tessera.pipelines.cli", *a], check=True, cwd=ROOT,
                                         stdout=subprocess.DEVNULL)
         run("synth-scene", "--output", d, "--seed", str(seed), "--size", str(size))
         run("buildings", "--input", os.path.join(d, "scene.tif"), "--output", os.path.join(d, "pred"),

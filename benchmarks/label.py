@@ -50,7 +50,8 @@ def plain_loop(handler, model, requests, batch_size: int) -> tuple[float, int]:
 def pipeline_run(config) -> tuple[float, dict]:
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines import common, label
+    from tessera.pipelines import common
+    from tessera.pipelines import label
     start = time.perf_counter()
     counters = common.run_pipeline(label.build, config, PipelineOptions(["--runner", "DirectRunner"]))
     seconds = time.perf_counter() - start
@@ -68,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="out/bench/label.json")
     args = parser.parse_args(argv)
 
-    from models.label_registry import make_handler
-    from pipelines.label import LabelConfig
-    from schemas.labels import LabelRequest
-    from transforms.image_decode import decode_image
+    from tessera.models.registry import make_handler
+    from tessera.pipelines.label import LabelConfig
+    from tessera.schemas.labels import LabelRequest
+    from tessera.transforms.label.decode import decode_image
 
     work = tempfile.mkdtemp(prefix="label_bench_")
     loop_s = pipe_s = 0.0

@@ -24,7 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from transforms import compounds, divergence, mcd_greedy, scan_grammar, synthetic_grammar  # noqa: E402
+from tessera.transforms.mcd import compounds  # noqa: E402
+from tessera.transforms.mcd import divergence
+from tessera.transforms.mcd import greedy as mcd_greedy
+from tessera.transforms.mcd import scan as mcd_scan
+from tests.fixtures import synthetic_grammar
 
 
 def _cpu(fn, *args, **kwargs):
@@ -99,7 +103,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     results = []
     if not args.skip_scan:
-        scan = [ex["derivation"] for ex in scan_grammar.examples()]
+        scan = [ex["derivation"] for ex in mcd_scan.examples()]
         row = bench("scan", scan, compounds.SCAN_MAX_SIZE, {"seed": 0})
         row["split_under_60s"] = row["split_cpu_s"] < 60
         results.append(row)

@@ -27,13 +27,13 @@ import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
-from pipelines.common import LOCAL_RUNNER
-from pipelines.mixture import MixtureRun, build
-from schemas.mixture import MixtureRecord, mixture_config_from_dict
-from transforms.mixture_io import example_bytes
-from transforms.mixture_synth import write_parquet
-from transforms.mixture_dedup import bucket_pairs
-from transforms.near_dup_index import brute_force_pairs, bucket_keys, mih_pairs
+from tessera.pipelines.common import LOCAL_RUNNER
+from tessera.pipelines.mixture import MixtureRun, build
+from tessera.schemas.mixture import MixtureRecord, mixture_config_from_dict
+from tessera.transforms.mixture.records import example_bytes
+from tests.fixtures.mixture_synth import write_parquet
+from tessera.transforms.mixture.dedup_stages import bucket_pairs
+from tessera.transforms.mixture.near_dup import brute_force_pairs, bucket_keys, mih_pairs
 
 SOURCES = {"captions": 0.5, "ocr": 0.3, "vqa": 0.2}
 
@@ -114,7 +114,7 @@ def pipeline_bucket_pairs(hashes: list[int], d: int) -> int:
 
 
 def index_benchmark(sizes: list[int], d: int = 8) -> None:
-    from transforms.mixture_hash import phash_bytes  # pylint: disable=import-outside-toplevel
+    from tessera.transforms.mixture.phash import phash_bytes  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng(1)
     pool = [phash_bytes(tiny_png(rng)) for _ in range(min(max(sizes), 20_000))]
     print(f"\nall pairs within d={d} (pHashes of generated images, with planted near copies)")

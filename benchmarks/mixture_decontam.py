@@ -22,9 +22,9 @@ import time
 
 import numpy as np
 
-from transforms.mixture_hash import phash_bytes, phash_pil
-from transforms.mixture_synth import PERTURBATIONS, distinct_image, encode, perturb
-from transforms.near_dup_index import MultiIndexHash
+from tessera.transforms.mixture.phash import phash_bytes, phash_pil
+from tests.fixtures.mixture_synth import PERTURBATIONS, distinct_image, encode, perturb
+from tessera.transforms.mixture.near_dup import MultiIndexHash
 
 EVAL_SEED_BASE = 10_000_000  # eval images and distinct images never share a seed
 
@@ -42,9 +42,9 @@ def run_pipeline_check(distinct_png, reappear, eval_images, d: int) -> dict:
     """Writes the pool as a JSONL source and the eval set as PNG files, runs the real pipeline."""
     from apache_beam.testing.test_pipeline import TestPipeline  # pylint: disable=import-outside-toplevel
 
-    from pipelines.mixture import MixtureRun, build  # pylint: disable=import-outside-toplevel
-    from schemas.mixture import mixture_config_from_dict  # pylint: disable=import-outside-toplevel
-    from transforms.mixture_synth import write_jsonl  # pylint: disable=import-outside-toplevel
+    from tessera.pipelines.mixture import MixtureRun, build  # pylint: disable=import-outside-toplevel
+    from tessera.schemas.mixture import mixture_config_from_dict  # pylint: disable=import-outside-toplevel
+    from tests.fixtures.mixture_synth import write_jsonl  # pylint: disable=import-outside-toplevel
     root = tempfile.mkdtemp(prefix="decontam_")
     rows = [{"id": f"d{i}", "image": b, "suffix": "x"} for i, b in enumerate(distinct_png)]
     rows += [{"id": f"r{e}_{k}", "image": b, "suffix": "x"} for e, k, b in reappear]

@@ -25,9 +25,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
-from models import tiny_cnn  # noqa: E402
-from models.jax_handler import JaxModelHandler  # noqa: E402
-from transforms.model_stage import RunModelStage  # noqa: E402
+from tessera.models import tiny_cnn  # noqa: E402
+from tessera.models.handlers.jax_model import JaxModelHandler  # noqa: E402
+from tessera.transforms.core.model_stage import RunModelStage  # noqa: E402
 
 
 class _ReadImage(beam.DoFn):

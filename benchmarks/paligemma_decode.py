@@ -25,7 +25,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from models.paligemma import checkpoint, configs, model  # noqa: E402
+from tessera.models.paligemma import checkpoint  # noqa: E402
+from tessera.models.paligemma import configs
+from tessera.models.paligemma import model
 
 
 def random_params(cfg, dtype, seed=0):

@@ -27,12 +27,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-from models import seq2seq  # noqa: E402
-from transforms import scan_grammar  # noqa: E402
+from tessera.models import seq2seq  # noqa: E402
+from tessera.transforms.mcd import scan as mcd_scan  # noqa: E402
 
 
 def load_scan():
-    return [(ex["input"], ex["output"]) for ex in scan_grammar.examples()]
+    return [(ex["input"], ex["output"]) for ex in mcd_scan.examples()]
 
 
 def train_and_eval(examples, split: dict, cfg: seq2seq.Config, src_vocab, tgt_vocab, *, steps: int,

@@ -1,6 +1,6 @@
 """Networks trained per second: one vmapped population vs the same networks one at a time.
 
-Both sides run the same per-network step (`zoo_training.make_single_step`): the population side
+Both sides run the same per-network step (`zoo_population.make_single_step`): the population side
 jits `vmap(step)` once, the baseline jits `step` once and loops over networks. Same data, same
 number of steps, compile time excluded (one warm-up call each), one process, so the ratio is
 meaningful even on a busy machine. Prints a JSON line with both rates and the ratio.
@@ -17,8 +17,9 @@ import time
 import jax
 import jax.numpy as jnp
 
-from transforms import zoo_sampling, zoo_training
-from transforms.zoo_datasets import load_dataset
+from tessera.transforms.zoo import sampling as zoo_sampling
+from tessera.training.zoo import population as zoo_population
+from tessera.transforms.zoo.datasets import load_dataset
 
 
 def _block(tree):
@@ -38,12 +39,12 @@ def main(argv=None) -> dict:
     configs = [dataclasses.replace(zoo_sampling.sample_network(0, i), optimizer=args.optimizer,
                                    activation=args.activation, w_init="he_normal")
                for i in range(args.population)]
-    masks = zoo_training.train_fraction_masks(configs, len(ds.train_indices))
+    masks = zoo_population.train_fraction_masks(configs, len(ds.train_indices))
     hparams = tuple(jnp.asarray([getattr(c, n) for c in configs], jnp.float32)
                     for n in ("learning_rate", "l2reg", "dropout"))
     batches = []
     for epoch in range(1, 100):
-        for positions, valid in zoo_training.epoch_batches(0, epoch, len(ds.train_indices)):
+        for positions, valid in zoo_population.epoch_batches(0, epoch, len(ds.train_indices)):
             idx = ds.train_indices[positions]
             batches.append((masks[:, positions] * valid, ds.images[idx], ds.labels[idx]))
             if len(batches) == args.steps:
@@ -52,10 +53,10 @@ def main(argv=None) -> dict:
             break
 
     def fresh_state():
-        return zoo_training.init_state(configs, "he_normal", args.optimizer, 1)
+        return zoo_population.init_state(configs, "he_normal", args.optimizer, 1)
 
     # vectorized population
-    pop_step = jax.jit(jax.vmap(zoo_training.make_single_step(args.optimizer, args.activation),
+    pop_step = jax.jit(jax.vmap(zoo_population.make_single_step(args.optimizer, args.activation),
                                 in_axes=(0, 0, 0, None, None, None)))
     state = fresh_state()
     _block(pop_step(state, hparams, jnp.asarray(batches[0][0]), batches[0][1], batches[0][2], 0))
@@ -66,7 +67,7 @@ def main(argv=None) -> dict:
     pop_seconds = time.perf_counter() - start
 
     # one network at a time, the same step jitted without vmap
-    single = jax.jit(zoo_training.make_single_step(args.optimizer, args.activation))
+    single = jax.jit(zoo_population.make_single_step(args.optimizer, args.activation))
     stacked = fresh_state()
     take = lambda tree, i: jax.tree_util.tree_map(lambda a: a[i], tree)
     _block(single(take(stacked, 0), take(hparams, 0), jnp.asarray(batches[0][0][0]), batches[0][1], batches[0][2], 0))
@@ -85,7 +86,7 @@ def main(argv=None) -> dict:
                for a, b in zip(jax.tree_util.tree_leaves(take(state[0], i)), jax.tree_util.tree_leaves(f)))
     report = {
         "backend": jax.default_backend(), "population": args.population, "steps": args.steps,
-        "batch_size": zoo_training.BATCH_SIZE,
+        "batch_size": zoo_population.BATCH_SIZE,
         "vectorized_networks_per_s": args.population * args.steps / pop_seconds / args.steps,
         "sequential_networks_per_s": args.population * args.steps / single_seconds / args.steps,
         "vectorized_s": pop_seconds, "sequential_s": single_seconds,

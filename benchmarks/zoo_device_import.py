@@ -13,10 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from models import small_cnn
-from transforms import zoo_io, zoo_sampling
-from transforms.outputs import atomic_write_json, join, write_manifest
-from transforms.zoo_datasets import load_dataset
+from tessera.models import small_cnn
+from tessera.transforms.zoo import release as zoo_release
+from tessera.transforms.zoo import sampling as zoo_sampling
+from tessera.fileio import atomic_write_json, join
+from tessera.transforms.core.outputs import write_manifest
+from tessera.transforms.zoo.datasets import load_dataset
 
 
 def main(src: str, out: str, epochs: int) -> None:
@@ -43,9 +45,9 @@ def main(src: str, out: str, epochs: int) -> None:
                      **zoo_sampling.config_columns(c), "config.dataset": "mnist5k",
                      "train_loss": np.nan, "train_accuracy": np.nan,
                      "test_loss": float(loss[i]), "test_accuracy": float(acc[i])})
-    shard = zoo_io.write_shard(out, "pop-00000", weights, rows)
-    zoo_io.assemble(out, [shard])
-    zoo_io.write_layout(out)
+    shard = zoo_release.write_shard(out, "pop-00000", weights, rows)
+    zoo_release.assemble(out, [shard])
+    zoo_release.write_layout(out)
     atomic_write_json(join(out, "dataset.json"), ds.description())
     write_manifest(out, workload="cnn-zoo", config={"dataset": "mnist5k", "num_networks": len(weights),
                    "epochs": epochs, "seed": 0, "population": 96, "source": "device run, final checkpoints"},

@@ -20,7 +20,9 @@ except ImportError:
     print("no flax: stubbed")
 import jax
 print(jax.devices(), flush=True)
-from transforms import zoo_datasets as zd, zoo_training as zt, zoo_sampling as zs
+from tessera.transforms.zoo import datasets as zd
+from tessera.training.zoo import population as zt
+from tessera.transforms.zoo import sampling as zs
 d = np.load("benchmarks/_zoo_gpu_mnist5k.npz")
 imgs = zd.scale_to_unit_range(d["x"].reshape(-1, 28, 28, 1), 255.0)
 tr, te = zd.hashed_split("mnist5k", 5000)

@@ -1,22 +1,19 @@
-"""OCR as a Beam `ModelHandler`: the PP-OCRv4 ONNX models that ship inside `rapidocr_onnxruntime`.
+"""OCR: the PP-OCRv4 ONNX models that ship inside `rapidocr_onnxruntime`.
 
 The detector, direction classifier and recogniser are in the wheel, so labelling works offline and
-on Dataflow workers without any download. The engine runs one image at a time (detection output
-sizes differ per image); RunInference still gives batching of the surrounding I/O, model sharing
-per process, metrics and dead letters. Output: one `Box` per detected text line (label = the line's
+on Dataflow workers without any download. The Beam handler is
+`models/handlers/ocr.py`. Output: one `Box` per detected text line (label = the line's
 text, score = recognition confidence) and the lines joined with newlines in reading order.
 """
 from __future__ import annotations
 
-import logging
 import os
-from typing import Any, Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 from PIL import Image
-from apache_beam.ml.inference.base import ModelHandler
 
-from schemas.labels import Box, LabelRequest, LabelResult
+from tessera.schemas.labels import Box, LabelResult
 
 MODEL_NAME = "ocr:ppocr-v4"
 # Paddle's server default: cap the long side at 960 px instead of RapidOCR's "min side >= 736"
@@ -85,42 +82,3 @@ def lines_to_result(key: str, prompt: str, lines: Iterable[tuple[list, str, floa
                          score=float(score)))
     return LabelResult(key=key, model=MODEL_NAME, prompt=prompt,
                        text="\n".join(b.label for b in boxes), boxes=tuple(boxes))
-
-
-class OcrModelHandler(ModelHandler[LabelRequest, LabelResult, Model]):
-    """RunInference handler: LabelRequest in, LabelResult out (failures as `error`, not raised)."""
-
-    def __init__(self, *, accelerator: str | None = None, num_threads: int = -1,
-                 min_batch_size: int = 1, max_batch_size: int = 16, **engine_kwargs):
-        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
-        self._accelerator = accelerator
-        self._num_threads = num_threads
-        self._engine_kwargs = engine_kwargs
-
-    def load_model(self) -> Model:
-        model = load(use_cuda=bool(self._accelerator), num_threads=self._num_threads,
-                     **self._engine_kwargs)
-        logging.info("OCR engine loaded from the wheel: %s", ", ".join(model.models))
-        return model
-
-    def run_inference(self, batch: Sequence[LabelRequest], model: Model,
-                      inference_args: dict[str, Any] | None = None) -> list[LabelResult]:
-        results = []
-        for request in batch:
-            try:
-                lines = model(request.image)
-            except model.errors as e:
-                results.append(LabelResult(key=request.key, model=MODEL_NAME, prompt=request.prompt,
-                                           text="", error=f"ocr_failed: {type(e).__name__}: {e}"))
-                continue
-            results.append(lines_to_result(request.key, request.prompt, lines))
-        return results
-
-    def get_num_bytes(self, batch: Sequence[LabelRequest]) -> int:
-        return sum(int(r.image.nbytes) for r in batch)  # the default pickles the whole batch
-
-    def get_metrics_namespace(self) -> str:
-        return "label_ocr"
-
-    def get_resource_hints(self) -> dict:
-        return {"accelerator": self._accelerator} if self._accelerator else {}

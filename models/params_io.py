@@ -1,29 +1,16 @@
 """Safe parameter files: flax msgpack or npz, local or gs:// (never pickle).
 
-Paths go through Beam's FileSystems. Where Beam is not installed (a bare accelerator machine that
-only trains), local paths still work, so training code needs no fallback of its own.
+Paths go through `tessera.fileio` (Beam's FileSystems; local files where Beam is not installed,
+as on a bare accelerator machine that only trains).
 """
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 from flax import serialization, traverse_util
 
-try:
-    from transforms.outputs import atomic_write_bytes, read_bytes
-except ImportError:  # no apache_beam: local files only, same temp-then-rename write
-    def atomic_write_bytes(path: str, data: bytes) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-
-    def read_bytes(path: str) -> bytes:
-        with open(path, "rb") as f:
-            return f.read()
+from tessera.fileio import atomic_write_bytes, read_bytes
 
 SEPARATOR = "/"
 

@@ -6,22 +6,18 @@ signature in one call, so a batch is one fixed-shape tensor. The top-k classes b
 boxes (the whole image, label = class name, score = probability); `text` is the top-1 class.
 Class names come from `labels.txt` in the SavedModel directory (or its `assets/`), else indices.
 
-Inference goes through the foundation's `models/tf_savedmodel.SavedModelHandler` (Beam's
-`TFModelHandlerNumpy`, loading with `tf.saved_model.load`); this module only adapts
-LabelRequest -> tensor and scores -> LabelResult.
+This module holds the Beam-free parts (signature, class names, resizing, top-k); loading and
+inference go through `models/handlers/savedmodel_classifier.py`.
 """
 from __future__ import annotations
 
 import dataclasses
-import logging
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.ml.inference.base import ModelHandler
 from PIL import Image
 
-from schemas.labels import Box, LabelRequest, LabelResult
+from tessera import fileio
 
 LABEL_FILES = ("labels.txt", "assets/labels.txt")
 
@@ -40,9 +36,9 @@ class Model:
 
 def read_class_names(path: str) -> tuple[str, ...]:
     for name in LABEL_FILES:
-        candidate = FileSystems.join(path, name)
-        if FileSystems.exists(candidate):
-            with FileSystems.open(candidate) as f:
+        candidate = fileio.join(path, name)
+        if fileio.exists(candidate):
+            with fileio.open_read(candidate) as f:
                 return tuple(line.strip() for line in f.read().decode("utf-8").splitlines()
                              if line.strip())
     return ()
@@ -74,16 +70,6 @@ def describe(module: Any, path: str, default_size: int = 224) -> Model:
                  class_names=read_class_names(path))
 
 
-def load(path: str) -> Model:
-    """Load the SavedModel at `path` (local or gs://) through the foundation's TF handler."""
-    from models.tf_savedmodel import SavedModelHandler
-    runner = SavedModelHandler(path)
-    model = describe(runner.load_model(), path)
-    runner.example_dtype = model.dtype  # stack in the signature's dtype (float32, uint8)
-    model.runner = runner
-    return model
-
-
 def preprocess(image: np.ndarray, height: int, width: int, dtype: str,
                value_range: tuple[float, float]) -> np.ndarray:
     """HxWx3 uint8 -> height x width x 3 in `dtype`, scaled to `value_range` unless uint8."""
@@ -103,49 +89,3 @@ def top_k(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
         scores /= scores.sum()
     order = np.argsort(-scores, kind="stable")[:k]
     return [(int(i), float(scores[i])) for i in order]
-
-
-class SavedModelClassifierHandler(ModelHandler[LabelRequest, LabelResult, Model]):
-    """RunInference handler: LabelRequest -> resized tensor -> top-k classes -> LabelResult."""
-
-    def __init__(self, path: str, *, top_k: int = 5, value_range: tuple[float, float] = (0.0, 1.0),
-                 accelerator: str | None = None, min_batch_size: int = 1,
-                 max_batch_size: int = 64):
-        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
-        self._path = path
-        self._top_k = top_k
-        self._value_range = tuple(value_range)
-        self._accelerator = accelerator
-        self.model_name = f"savedmodel:{path}"
-
-    def load_model(self) -> Model:
-        model = load(self._path)
-        logging.info("SavedModel %s: input %s %dx%d %s, %d class names", self._path,
-                     model.input_name, model.height, model.width, model.dtype,
-                     len(model.class_names))
-        return model
-
-    def run_inference(self, batch: Sequence[LabelRequest], model: Model,
-                      inference_args: dict[str, Any] | None = None) -> list[LabelResult]:
-        x = [preprocess(r.image, model.height, model.width, model.dtype, self._value_range)
-             for r in batch]
-        predictions = model.runner.run_inference(x, model.module, inference_args)
-        results = []
-        for request, prediction in zip(batch, predictions):
-            h, w = request.image.shape[:2]
-            boxes = tuple(
-                Box(label=model.class_names[i] if i < len(model.class_names) else str(i),
-                    y_min=0.0, x_min=0.0, y_max=float(h), x_max=float(w), score=p)
-                for i, p in top_k(prediction.inference, self._top_k))
-            results.append(LabelResult(key=request.key, model=self.model_name,
-                                       prompt=request.prompt, text=boxes[0].label, boxes=boxes))
-        return results
-
-    def get_num_bytes(self, batch: Sequence[LabelRequest]) -> int:
-        return sum(int(r.image.nbytes) for r in batch)
-
-    def get_metrics_namespace(self) -> str:
-        return "label_savedmodel"
-
-    def get_resource_hints(self) -> dict:
-        return {"accelerator": self._accelerator} if self._accelerator else {}

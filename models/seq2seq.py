@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.base import JaxModel
+from tessera.models.base import JaxModel
 
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ("<pad>", "<bos>", "<eos>")
@@ -155,8 +155,8 @@ def greedy_decode(params, cfg: Config, src, steps: int | None = None):
 
 def save(path: str, params, cfg: Config, src_vocab: Vocab, tgt_vocab: Vocab) -> None:
     """Parameters as .msgpack plus a JSON sidecar (config and vocabularies); never pickle."""
-    from models.params_io import save_params
-    from transforms.outputs import atomic_write_json
+    from tessera.models.params_io import save_params
+    from tessera.fileio import atomic_write_json
     save_params(path, params)
     atomic_write_json(path + ".json", {"config": dataclasses.asdict(cfg), "src_vocab": src_vocab.itos,
                                        "tgt_vocab": tgt_vocab.itos})
@@ -164,8 +164,8 @@ def save(path: str, params, cfg: Config, src_vocab: Vocab, tgt_vocab: Vocab) -> 
 
 def load(path: str) -> JaxModel:
     """A JaxModel whose apply_fn maps a (batch, max_src_len) int batch to greedy-decoded ids."""
-    from models.params_io import load_params
-    from transforms.outputs import read_bytes
+    from tessera.models.params_io import load_params
+    from tessera.fileio import read_bytes
     meta = json.loads(read_bytes(path + ".json"))
     cfg = Config(**meta["config"])
     params = load_params(path)

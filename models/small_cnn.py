@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-from models.base import JaxModel
+from tessera.models.base import JaxModel
+from tessera.models.zoo_weights import read_weight_row
 
 NUM_CLASSES = 10
 FILTERS = 16
@@ -71,21 +72,6 @@ def layout_csv(channels: int = 1, filters: int = FILTERS) -> str:
     for name, start, end, shape in layout(channels, filters):
         writer.writerow([name, start, end, str(tuple(shape))])
     return buf.getvalue()
-
-
-def parse_layout_csv(text: str) -> list[tuple[str, int, int, tuple]]:
-    """Inverse of `layout_csv`; raises ValueError on a malformed table."""
-    rows = list(csv.DictReader(io.StringIO(text)))
-    if not rows or set(rows[0]) != {"varname", "start_idx", "end_idx", "shape"}:
-        raise ValueError("layout.csv must have columns varname,start_idx,end_idx,shape")
-    out = []
-    for row in rows:
-        shape = tuple(int(s) for s in row["shape"].strip("()").split(",") if s.strip())
-        start, end = int(row["start_idx"]), int(row["end_idx"])
-        if end - start != math.prod(shape):
-            raise ValueError(f"layout row {row['varname']}: {end}-{start} != prod{shape}")
-        out.append((row["varname"], start, end, shape))
-    return out
 
 
 def flatten(params, table=None) -> jnp.ndarray:
@@ -196,11 +182,10 @@ def load(path: str, *, activation: str = "relu") -> JaxModel:
     """
     if "#" in path:
         weights_path, row = path.rsplit("#", 1)
-        from transforms.zoo_io import read_weight_row  # local import: keeps models light
         vector, table = read_weight_row(weights_path, int(row))
         params = unflatten(np.asarray(vector, np.float32), table)
     else:
-        from models.params_io import load_params
+        from tessera.models.params_io import load_params
         params = load_params(path)
     channels = _channels(params)
 

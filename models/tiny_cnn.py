@@ -5,8 +5,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from models.base import JaxModel
-from models.params_io import load_params, save_params
+from tessera.models.base import JaxModel
+from tessera.models.params_io import load_params, save_params
 
 
 class Model(nn.Module):

@@ -155,8 +155,8 @@ def to_float32(params):
 
 def load(path: str):
     """Load a U-Net checkpoint (flax msgpack, float16 or float32) as a `models.base.JaxModel`."""
-    from models import params_io
-    from models.base import JaxModel
+    from tessera.models import params_io
+    from tessera.models.base import JaxModel
 
     params = to_float32(params_io.load_params(path))
     model = Model(**config_from_params(params))

@@ -31,24 +31,23 @@ import sys
 from typing import Callable
 
 import apache_beam as beam
-from apache_beam.io import fileio
+from apache_beam.io import fileio as beam_fileio
 
-from models.jax_handler import JaxModelHandler
-from pipelines import common
-from transforms.geo_fields import DEFAULT_PLUS_CODE_LENGTH, DEFAULT_S2_LEVEL
-from transforms.geoparquet import WriteBuildings
-from transforms.model_stage import RunModelStage
-from transforms.outputs import FinalizeOutput, WriteDeadLetters
-from transforms.polygons import PolygonizeWindowsFn
-from transforms.progress import LogProgress
-from transforms.tiles import ReadWindows
+from tessera import fileio
+from tessera.models.handlers.jax_model import JaxModelHandler
+from tessera.pipelines import common
+from tessera.transforms.buildings.fields import DEFAULT_PLUS_CODE_LENGTH, DEFAULT_S2_LEVEL
+from tessera.transforms.buildings.stages import PolygonizeWindowsFn, ReadWindows, WriteBuildings
+from tessera.transforms.core.model_stage import RunModelStage
+from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters
+from tessera.transforms.core.progress import LogProgress
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                              "models", "weights", "unet_buildings.msgpack")
 
 
 def _unet_load(path: str):
-    from models import unet
+    from tessera.models import unet
     return unet.load(path)
 
 
@@ -86,7 +85,7 @@ def build(pipeline: beam.Pipeline, config: BuildingsConfig) -> dict:
                               min_batch_size=1, max_batch_size=config.batch_size,
                               accelerator=config.accelerator)
     paths = (pipeline
-             | "MatchFiles" >> fileio.MatchFiles(config.input)
+             | "MatchFiles" >> beam_fileio.MatchFiles(config.input)
              | "Paths" >> beam.Map(lambda m: m.path)
              | "CountTiles" >> LogProgress("buildings", "files_matched", every=100))
     windows, read_dead = paths | "ReadWindows" >> ReadWindows(config.tile_size, config.overlap)
@@ -112,11 +111,10 @@ def build(pipeline: beam.Pipeline, config: BuildingsConfig) -> dict:
 
 def _clear_outputs(output: str) -> None:
     """Remove a previous run's marker first (so a crash never leaves a stale COMPLETED), then its files."""
-    from apache_beam.io.filesystems import FileSystems
     for name in ("COMPLETED", "manifest.json", "buildings", "errors"):
-        path = FileSystems.join(output, name)
-        if FileSystems.exists(path):
-            FileSystems.delete([path])
+        path = fileio.join(output, name)
+        if fileio.exists(path):
+            fileio.delete([path])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Replace a finished output directory (default: leave it and exit).")
     common.add_accelerator_flag(parser)
     args, options = common.parse_pipeline_args(parser, argv)
-    from transforms.outputs import is_complete, match_paths
+    from tessera.fileio import match_paths
+    from tessera.transforms.core.outputs import is_complete
     if not match_paths(args.input):
         return common.input_error("tessera buildings", f"no file matches {args.input!r}")
     if is_complete(args.output):

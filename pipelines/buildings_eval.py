@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from transforms import building_metrics
+from tessera.transforms.buildings import metrics as buildings_metrics
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ def evaluate_frames(preds, labels, crs, min_confidence: float = 0.0) -> tuple[di
     preds = preds[preds["confidence"] >= min_confidence].to_crs(crs)
     labels = labels.to_crs(crs)
     p, g = list(preds.geometry), list(labels.geometry)
-    metrics = building_metrics.evaluate(p, list(preds["confidence"]), g)
-    matches = building_metrics.match_one_to_one(building_metrics.iou_pairs(p, g))
+    metrics = buildings_metrics.evaluate(p, list(preds["confidence"]), g)
+    matches = buildings_metrics.match_one_to_one(buildings_metrics.iou_pairs(p, g))
     outcome = {"preds": preds, "labels": labels, "tp_pred": {m[0] for m in matches},
                "tp_label": {m[1] for m in matches}}
     return metrics, outcome
@@ -77,7 +77,7 @@ def evaluate_frames(preds, labels, crs, min_confidence: float = 0.0) -> tuple[di
 def _read_image(path: str):
     import rasterio
 
-    from transforms.buildings_training import normalize_bands
+    from tessera.training.buildings.data import normalize_bands
 
     with rasterio.open(path) as src:
         step = max(1, max(src.height, src.width) // 2048)  # plot at most ~2k pixels per side
@@ -113,7 +113,7 @@ def write_png(path: str, outcome: dict, metrics: dict, image=None) -> None:
     ax.set_aspect("equal")
     ax.tick_params(labelsize=7)
     fig.tight_layout()
-    from transforms.outputs import atomic_write_bytes
+    from tessera.fileio import atomic_write_bytes
     import io
 
     buf = io.BytesIO()
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(metrics, indent=1)
     print(text)
     if args.output_json:
-        from transforms.outputs import atomic_write_text
+        from tessera.fileio import atomic_write_text
         atomic_write_text(args.output_json, text + "\n")
     if args.png:
         write_png(args.png, outcome, metrics, image)

@@ -10,7 +10,7 @@ Local (from GeoTIFFs):
       --unlabelled 'data/unlabelled/*.tif' --output out/unet.msgpack
 Ablations: add --no-mixup and/or --no-self-training.
 The shipped model (models/weights/unet_buildings.md has the exact command and where it ran):
-  python -m pipelines.buildings_train --synthetic-seeds 0:320 --synthetic-unlabelled-seeds 100000:100160 \\
+  python -m tessera.pipelines.buildings_train --synthetic-seeds 0:320 --synthetic-unlabelled-seeds 100000:100160 \\
       --val-seeds 90000:90008 --batch-size 32 --steps 3000 --student-steps 2000 --processes 16 \\
       --save-dtype float16 --output models/weights/unet_buildings.msgpack
 
@@ -30,7 +30,8 @@ import time
 
 import numpy as np
 
-from transforms import buildings_training as bt
+from tessera import fileio
+from tessera.training.buildings import data as bt
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def read_unlabelled_tiles(images_glob: str) -> list[bt.Tile]:
 def _save(path: str, params, dtype: str) -> None:
     import jax
 
-    from models import params_io
+    from tessera.models import params_io
 
     params = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype), params)
     params_io.save_params(path, params)
@@ -160,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("data: %d labelled, %d unlabelled, %d val tiles in %.1fs", len(labelled), len(unlabelled),
              len(val), data_seconds)
 
-    from models import unet
-    from transforms import buildings_trainer
+    from tessera.models import unet
+    from tessera.training.buildings import trainer as buildings_trainer
 
     model_cfg = dict(unet.TINY_CONFIG) if args.tiny else {"base": args.base, "max_channels": args.max_channels,
                                                           "depth": 4}
@@ -191,9 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         card["val_pixel_scores"] = buildings_trainer.pixel_scores(params, model_cfg, val)
         log.info("val pixel scores: %s", card["val_pixel_scores"])
     card_path = os.path.splitext(args.output)[0] + ".json"
-    with open(card_path + ".tmp", "w") as f:
-        json.dump(card, f, indent=1, default=str)
-    os.replace(card_path + ".tmp", card_path)
+    fileio.atomic_write_text(card_path, json.dumps(card, indent=1, default=str))
     log.info("wrote %s and %s", args.output, card_path)
     return 0
 

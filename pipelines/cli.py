@@ -1,6 +1,6 @@
 """`tessera <workload> [flags]`: one entry point that dispatches to each workload's `main(argv)`.
 
-Each workload module also runs on its own as `python -m pipelines.<module>`.
+Each workload module also runs on its own as `python -m tessera.pipelines.<module>`.
 """
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ import sys
 
 # name -> (module, one-line summary). Modules are imported lazily so `tessera --help` stays fast.
 WORKLOADS: dict[str, tuple[str, str]] = {
-    "buildings": ("pipelines.buildings", "Open Buildings: GeoTIFF tiles -> U-Net -> GeoParquet buildings."),
-    "buildings-train": ("pipelines.buildings_train", "Train the building-segmentation U-Net."),
-    "buildings-eval": ("pipelines.buildings_eval", "AP50 / P / R / F1 of predicted buildings against labels."),
-    "synth-scene": ("pipelines.synth_scene", "Write a synthetic georeferenced scene with true footprints."),
-    "scan-generate": ("pipelines.scan_generate", "Generate the SCAN dataset with derivations."),
-    "mcd-split": ("pipelines.mcd_split", "Maximum-Compound-Divergence train/dev/test split (CFQ method)."),
-    "mcd-stats": ("pipelines.mcd_stats", "Recompute atom/compound divergences of a split file."),
-    "cnn-zoo": ("pipelines.cnn_zoo", "Train a population of small CNNs (Small CNN Zoo layout)."),
-    "zoo-predict": ("pipelines.zoo_predict", "Predict CNN accuracy from weight statistics."),
-    "mixture": ("pipelines.mixture", "Materialize a weighted, deduplicated, decontaminated image-text mixture."),
-    "label": ("pipelines.label", "Batch-label images with OCR, PaliGemma or a SavedModel."),
-    "demo": ("pipelines.demo", "The quick-start demo: run the main job on bundled data."),
+    "buildings": ("tessera.pipelines.buildings", "Open Buildings: GeoTIFF tiles -> U-Net -> GeoParquet buildings."),
+    "buildings-train": ("tessera.pipelines.buildings_train", "Train the building-segmentation U-Net."),
+    "buildings-eval": ("tessera.pipelines.buildings_eval", "AP50 / P / R / F1 of predicted buildings against labels."),
+    "synth-scene": ("tessera.pipelines.synth_scene", "Write a synthetic georeferenced scene with true footprints."),
+    "scan-generate": ("tessera.pipelines.scan_generate", "Generate the SCAN dataset with derivations."),
+    "mcd-split": ("tessera.pipelines.mcd_split", "Maximum-Compound-Divergence train/dev/test split (CFQ method)."),
+    "mcd-stats": ("tessera.pipelines.mcd_stats", "Recompute atom/compound divergences of a split file."),
+    "cnn-zoo": ("tessera.pipelines.cnn_zoo", "Train a population of small CNNs (Small CNN Zoo layout)."),
+    "zoo-predict": ("tessera.pipelines.zoo_predict", "Predict CNN accuracy from weight statistics."),
+    "mixture": ("tessera.pipelines.mixture", "Materialize a weighted, deduplicated, decontaminated image-text mixture."),
+    "label": ("tessera.pipelines.label", "Batch-label images with OCR, PaliGemma or a SavedModel."),
+    "demo": ("tessera.pipelines.demo", "The quick-start demo: run the main job on bundled data."),
 }
 
 

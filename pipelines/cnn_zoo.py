@@ -26,12 +26,12 @@ import sys
 
 import apache_beam as beam
 
-from pipelines import common
-from transforms import outputs
-from transforms.progress import LogProgress
-from transforms.zoo_datasets import OFFLINE, TFDS, UnknownDatasetError, check_name, load_dataset
-from transforms.zoo_sampling import populations
-from transforms.zoo_stages import AssembleZoo, TrainPopulations
+from tessera.pipelines import common
+from tessera.transforms.core import outputs
+from tessera.transforms.core.progress import LogProgress
+from tessera.transforms.zoo.datasets import OFFLINE, TFDS, UnknownDatasetError, check_name, load_dataset
+from tessera.transforms.zoo.sampling import populations
+from tessera.training.zoo.stages import AssembleZoo, TrainPopulations
 
 
 def build(pipeline: beam.Pipeline, config: dict):

@@ -1,6 +1,6 @@
 """`make demo`: the Open Buildings job end to end on a bundled sample scene, on this machine.
 
-    python -m pipelines.demo --output out/demo      (what `make demo` runs; a few minutes on CPU)
+    python -m tessera.pipelines.demo --output out/demo      (what `make demo` runs; a few minutes on CPU)
 
 1. Renders the sample scene deterministically (synth-scene, seed 9001: never used in training; the
    shipped model saw seeds 0-319 labelled, 100000-100159 unlabelled and 90000-90007 for validation,
@@ -32,11 +32,13 @@ def _run_step(name: str, main, argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipelines import buildings, buildings_eval, synth_scene
-    from pipelines.common import setup_logging
+    from tessera.pipelines import buildings
+    from tessera.pipelines import buildings_eval
+    from tessera.pipelines import synth_scene
+    from tessera.pipelines.common import setup_logging
 
     setup_logging()
-    parser = argparse.ArgumentParser(prog="python -m pipelines.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tessera.pipelines.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="out/demo")
     parser.add_argument("--seed", type=int, default=DEMO_SEED)

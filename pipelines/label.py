@@ -28,14 +28,16 @@ import logging
 import sys
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
-from models.label_registry import make_handler, parse_model
-from pipelines import common
-from transforms import image_decode
-from transforms.label_inputs import ERRORS_SUBDIR, LABELS_SUBDIR, ReadDoneKeys, ReadLabelInputs
-from transforms.label_stages import BatchBySizeBucket, LabelBatches, WriteLabelShards
-from transforms.outputs import FinalizeOutput, WriteDeadLetters, is_complete, join
+from tessera import fileio
+from tessera.models.registry import make_handler, parse_model
+from tessera.pipelines import common
+from tessera.transforms.label import decode as label_decode
+from tessera.transforms.label.input_stages import ReadDoneKeys, ReadLabelInputs
+from tessera.transforms.label.inputs import ERRORS_SUBDIR, LABELS_SUBDIR
+from tessera.transforms.label.stages import BatchBySizeBucket, LabelBatches, WriteLabelShards
+from tessera.fileio import join
+from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters, is_complete
 
 WORKLOAD = "label"
 
@@ -52,7 +54,7 @@ class LabelConfig:
     input_format: str = "auto"
     image_column: str | None = None
     key_column: str | None = None
-    max_pixels: int = image_decode.DEFAULT_MAX_PIXELS
+    max_pixels: int = label_decode.DEFAULT_MAX_PIXELS
     max_file_bytes: int = 256 << 20
     bucket_shards: int = 16
     rows_per_shard: int = 5000
@@ -109,7 +111,7 @@ def model_file(spec) -> str | None:
     if spec.kind == "paligemma":
         if spec.tokenizer:
             return spec.path
-        from models.paligemma.handler import resolve_paths
+        from tessera.models.paligemma.paths import resolve_paths
         return resolve_paths(spec.path)[0]
     if spec.kind == "savedmodel":
         return join(spec.path, "saved_model.pb")
@@ -119,7 +121,7 @@ def model_file(spec) -> str | None:
 def existing_outputs(output: str) -> list[str]:
     """Label shards or dead-letter files already under `output`."""
     patterns = [join(output, LABELS_SUBDIR, "*.parquet"), join(output, ERRORS_SUBDIR, "*.jsonl")]
-    return [m.path for r in FileSystems.match(patterns) for m in r.metadata_list]
+    return [m.path for m in fileio.match_paths(patterns)]
 
 
 def prepare_output(config: LabelConfig) -> None:
@@ -130,7 +132,7 @@ def prepare_output(config: LabelConfig) -> None:
                          "pass --resume to continue it or choose a new --output")
     if config.resume and is_complete(config.output):
         # The new run may add shards; COMPLETED must only describe a finished whole again.
-        FileSystems.delete([join(config.output, "COMPLETED")])
+        fileio.delete([join(config.output, "COMPLETED")])
 
 
 def parse_args(argv):
@@ -152,7 +154,7 @@ def parse_args(argv):
                              "(default: first of image/encoded, image, ...)")
     parser.add_argument("--key-column", default=None,
                         help="column / feature with the record id (default: id, key, ...)")
-    parser.add_argument("--max-pixels", type=int, default=image_decode.DEFAULT_MAX_PIXELS,
+    parser.add_argument("--max-pixels", type=int, default=label_decode.DEFAULT_MAX_PIXELS,
                         help="larger images are refused as decompression bombs")
     parser.add_argument("--bucket-shards", type=int, default=16,
                         help="parallel batchers per size bucket")

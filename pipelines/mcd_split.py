@@ -26,9 +26,13 @@ import sys
 
 import apache_beam as beam
 
-from pipelines import common
-from transforms import compounds, mcd_greedy, mcd_outputs, mcd_stages, outputs
-from transforms.progress import LogProgress
+from tessera.pipelines import common
+from tessera.transforms.mcd import compounds
+from tessera.transforms.mcd import greedy as mcd_greedy
+from tessera.transforms.mcd import split as mcd_split
+from tessera.transforms.mcd import stages as mcd_stages
+from tessera.transforms.core import outputs
+from tessera.transforms.core.progress import LogProgress
 
 
 def build(pipeline: beam.Pipeline, config: dict):
@@ -39,8 +43,8 @@ def build(pipeline: beam.Pipeline, config: dict):
                       | "Extract" >> mcd_stages.ExtractAtomsAndCompounds(config["max_compound_size"]))
     written = (examples
                | "Gather" >> beam.combiners.ToList()
-               | "Split" >> beam.Map(mcd_outputs.make_split, config)
-               | "Write" >> beam.FlatMap(mcd_outputs.write_split_outputs, config["output"]))
+               | "Split" >> beam.Map(mcd_split.make_split, config)
+               | "Write" >> beam.FlatMap(mcd_split.write_split_outputs, config["output"]))
     dead_files = dead | "WriteDeadLetters" >> outputs.WriteDeadLetters(config["output"])
     inputs = [] if config["dataset"] == "scan" else [config["dataset"]]
     return {"examples": examples, "files": written, "dead_letters": dead,
@@ -75,7 +79,7 @@ def parse_args(argv):
     parser.add_argument("--swap-steps", type=int, default=mcd_greedy.GreedyConfig.swap_steps,
                         help="swap-search steps after the greedy (0: none)")
     args, options = common.parse_pipeline_args(parser, argv)
-    mcd_outputs.check_fractions(args.train, args.dev, args.test)
+    mcd_split.check_fractions(args.train, args.dev, args.test)
     if args.max_compound_size is None:
         args.max_compound_size = default_compound_size(args.dataset)
     if args.target_compound_divergence is not None and not 0.0 <= args.target_compound_divergence <= 1.0:

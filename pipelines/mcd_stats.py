@@ -21,8 +21,11 @@ import sys
 
 import apache_beam as beam
 
-from pipelines import common
-from transforms import compounds, divergence, mcd_stages, outputs
+from tessera import fileio
+from tessera.pipelines import common
+from tessera.transforms.mcd import compounds
+from tessera.transforms.mcd import divergence
+from tessera.transforms.mcd import stages as mcd_stages
 
 
 def _keyed_example(line: str):
@@ -48,7 +51,7 @@ def split_stats(records: list[dict], split: dict) -> dict:
 
 
 def build(pipeline: beam.Pipeline, config: dict):
-    split = json.loads(outputs.read_bytes(config["split"]))
+    split = json.loads(fileio.read_bytes(config["split"]))
     if config.get("examples"):
         records = (pipeline
                    | "ReadExamples" >> beam.io.ReadFromText(config["examples"])
@@ -61,7 +64,7 @@ def build(pipeline: beam.Pipeline, config: dict):
              | "Gather" >> beam.combiners.ToList()
              | "Stats" >> beam.Map(split_stats, split))
     if config.get("output"):
-        stats | "Write" >> beam.Map(lambda s: outputs.atomic_write_json(config["output"], s))
+        stats | "Write" >> beam.Map(lambda s: fileio.atomic_write_json(config["output"], s))
     stats | "Log" >> beam.Map(lambda s: print(json.dumps(s, indent=2)))
     return stats
 

@@ -8,7 +8,7 @@ about one record of its target), and writes `num_shards` shards with contiguous 
 
 Local:
   tessera mixture --config demo_mix.yaml --output out/demo_mix
-  python -m pipelines.mixture --config mix.yaml --output out/mix \
+  python -m tessera.pipelines.mixture --config mix.yaml --output out/mix \
       --direct_num_workers 2 --direct_running_mode multi_processing
 
 Dataflow (CPU workers; no accelerator needed):
@@ -25,18 +25,19 @@ import sys
 import uuid
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
-from pipelines.common import input_error, make_parser, parse_pipeline_args, run_pipeline, setup_logging
-from schemas.mixture import MixtureConfig, MixtureConfigError
-from schemas.records import DeadLetter
-from transforms import mixture_stages as st
-from transforms.mixture_dedup import ExactDedupFn, NearDuplicateLosers
-from transforms.mixture_io import ReadSource
-from transforms.mixture_prepare import REJECTED, PrepareFn
-from transforms.mixture_registry import load_mixture
-from transforms.mixture_write import WriteEmptyShardsFn, WriteShardFn
-from transforms.outputs import FinalizeOutput, WriteDeadLetters, join, match_paths
+from tessera import fileio
+from tessera.pipelines.common import input_error, make_parser, parse_pipeline_args, run_pipeline, setup_logging
+from tessera.schemas.mixture import MixtureConfig, MixtureConfigError
+from tessera.schemas.records import DeadLetter
+from tessera.transforms.mixture import stages as st
+from tessera.transforms.mixture.dedup_stages import ExactDedupFn, NearDuplicateLosers
+from tessera.transforms.mixture.read_stages import ReadSource
+from tessera.transforms.mixture.prepare_stages import REJECTED, PrepareFn
+from tessera.transforms.mixture.registry import load_mixture
+from tessera.transforms.mixture.write_stages import WriteEmptyShardsFn, WriteShardFn
+from tessera.fileio import join, match_paths
+from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters
 
 WORKLOAD = "mixture"
 
@@ -158,15 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser("tessera mixture", __doc__)
     parser.add_argument("--config", required=True, help="mixture YAML/JSON path, or registry:NAME")
     parser.add_argument("--output", required=True, help="output directory (local or gs://)")
+    parser.add_argument("--module_import", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (it registers mixtures for registry:NAME); "
+                             "repeatable")
     args, options = parse_pipeline_args(parser, argv)
     setup_logging()
     try:
-        run = MixtureRun(load_mixture(args.config), args.output)
+        run = MixtureRun(load_mixture(args.config, tuple(args.module_import)), args.output)
         check_globs(run.mixture)
     except MixtureConfigError as e:
         return input_error("tessera mixture", e)
     run_pipeline(build, run, options)
-    with FileSystems.open(join(args.output, "stats.json")) as f:
+    with fileio.open_read(join(args.output, "stats.json")) as f:
         stats = json.load(f)
     logging.info("mixture %s: %s", run.mixture.name, json.dumps(stats["totals"], sort_keys=True))
     return 0

@@ -20,9 +20,11 @@ import sys
 
 import apache_beam as beam
 
-from pipelines import common
-from transforms import outputs, scan_grammar
-from transforms.progress import LogProgress
+from tessera import fileio
+from tessera.pipelines import common
+from tessera.transforms.core import outputs
+from tessera.transforms.mcd import scan as mcd_scan
+from tessera.transforms.core.progress import LogProgress
 
 N_CHUNKS = 16
 
@@ -35,16 +37,16 @@ def derivations_path(output: str) -> str:
 
 def chunk_examples(chunk: int, n_chunks: int = N_CHUNKS):
     """The examples whose generation index falls in `chunk` (index modulo n_chunks), indexed."""
-    for index, example in enumerate(scan_grammar.examples()):
+    for index, example in enumerate(mcd_scan.examples()):
         if index % n_chunks == chunk:
             yield {"index": index, **example}
 
 
 def _write_sorted(records: list[dict], text_path: str, jsonl_path: str) -> list[str]:
     records = sorted(records, key=lambda r: r["index"])
-    outputs.atomic_write_text(text_path, "".join(
-        scan_grammar.format_line(r["input"], r["output"].split()) + "\n" for r in records))
-    outputs.atomic_write_text(jsonl_path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
+    fileio.atomic_write_text(text_path, "".join(
+        mcd_scan.format_line(r["input"], r["output"].split()) + "\n" for r in records))
+    fileio.atomic_write_text(jsonl_path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
     return [text_path, jsonl_path]
 
 

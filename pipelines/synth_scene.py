@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from transforms.synth_scene import GSD_M, Scene, render_scene
+from tessera.training.buildings.scenes import GSD_M, Scene, render_scene
 
 DEFAULT_CENTER = (5.6037, -0.1870)  # Accra: Open Buildings covers Africa
 
@@ -78,7 +78,7 @@ def write_scene(output_dir: str, seed: int, size: int | tuple[int, int] = 1024,
     Returns:
       {"image": path, "labels": path, "buildings": n, "crs": "EPSG:...", "seed": seed}.
     """
-    from transforms.outputs import atomic_write_bytes, atomic_write_text, join
+    from tessera.fileio import atomic_write_bytes, atomic_write_text, join
 
     scene = render_scene(seed, size)
     epsg, transform = scene_geometry(center, scene.image.shape[:2])

@@ -23,14 +23,16 @@ import sys
 
 import apache_beam as beam
 
-from pipelines import common
-from transforms import outputs, zoo_io
-from transforms.zoo_predict_stages import ComputeFeatures, FitAndReport, final_rows
+from tessera import fileio
+from tessera.pipelines import common
+from tessera.transforms.core import outputs
+from tessera.transforms.zoo import release as zoo_release
+from tessera.transforms.zoo.predict_stages import ComputeFeatures, FitAndReport, final_rows
 
 
 def build(pipeline: beam.Pipeline, config: dict):
     """Final-checkpoint row chunks -> Reshuffle -> features -> gather -> fit, score, write."""
-    zoo_io.check_zoo(config["zoo"])  # corrupt or missing zoo: clear error before anything runs
+    zoo_release.check_zoo(config["zoo"])  # corrupt or missing zoo: clear error before anything runs
     chunks = final_rows(config["zoo"], config["chunk"])
     features, dead = (pipeline
                       | "RowChunks" >> beam.Create(chunks)
@@ -41,7 +43,7 @@ def build(pipeline: beam.Pipeline, config: dict):
     return {"networks": features, "files": written, "dead_letters": dead,
             "dead_letter_files": dead_files} | "Finalize" >> outputs.FinalizeOutput(
         config["output"], workload="zoo-predict", config=config,
-        inputs=[outputs.join(config["zoo"], name) for name in zoo_io.REQUIRED_FILES])
+        inputs=[fileio.join(config["zoo"], name) for name in zoo_release.REQUIRED_FILES])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
     config = {"zoo": args.zoo, "output": args.output, "chunk": args.chunk, "seed": args.seed}
     try:
-        zoo_io.check_zoo(args.zoo)
-        zoo_io.open_weights(args.zoo)
-        zoo_io.read_metrics(args.zoo)
-    except zoo_io.ZooFormatError as err:
+        zoo_release.check_zoo(args.zoo)
+        zoo_release.open_weights(args.zoo)
+        zoo_release.read_metrics(args.zoo)
+    except zoo_release.ZooFormatError as err:
         return common.input_error("tessera zoo-predict", err)
     common.run_pipeline(build, config, options)
     return 0

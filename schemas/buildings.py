@@ -46,11 +46,6 @@ class GridKey:
     phase_x: float
     phase_y: float
 
-    @property
-    def transform(self) -> tuple[float, float, float, float, float, float]:
-        """Affine of global pixel (row 0, col 0) of the grid."""
-        return (self.res, 0.0, self.phase_x, 0.0, -self.res, self.phase_y)
-
 
 @dataclasses.dataclass(frozen=True)
 class WindowSpec:

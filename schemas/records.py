@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pyarrow as pa
 
 SCHEMA_VERSION = "1.0.0"  # see schemas/RELEASE_NOTES.md
 
@@ -22,8 +21,3 @@ class DeadLetter:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-DEAD_LETTER_SCHEMA = pa.schema([
-    ("key", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
-])

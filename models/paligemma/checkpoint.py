@@ -20,7 +20,7 @@ import re
 import ml_dtypes
 import numpy as np
 
-from models.paligemma.configs import PaliGemmaConfig, TextConfig, VisionConfig
+from tessera.models.paligemma.configs import PaliGemmaConfig, TextConfig, VisionConfig
 
 PREFIXES = ("params/", "opt/target/")
 _VIT_LOOP = re.compile(r"^img/Transformer/encoderblock_(\d+)/(.+)$")
@@ -83,7 +83,7 @@ def read_npz(path_or_bytes) -> dict[str, np.ndarray]:
     if isinstance(path_or_bytes, (bytes, bytearray)):
         source = io.BytesIO(path_or_bytes)
     elif "://" in str(path_or_bytes):
-        from transforms.outputs import read_bytes
+        from tessera.fileio import read_bytes
         source = io.BytesIO(read_bytes(path_or_bytes))
     else:
         source = path_or_bytes  # np.load reads members lazily from a local file.

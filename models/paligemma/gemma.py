@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.paligemma.configs import TextConfig
+from tessera.models.paligemma.configs import TextConfig
 
 BIG_NEG = -2.3819763e38  # big_vision/gemma: masked logits value.
 

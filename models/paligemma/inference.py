@@ -13,10 +13,11 @@ import logging
 import ml_dtypes
 import numpy as np
 
-from models.paligemma import checkpoint, model
-from models.paligemma.configs import PaliGemmaConfig
-from models.paligemma.preprocess import preprocess
-from models.paligemma.tokenizer import PaliGemmaTokenizer
+from tessera.models.paligemma import checkpoint
+from tessera.models.paligemma import model
+from tessera.models.paligemma.configs import PaliGemmaConfig
+from tessera.models.paligemma.preprocess import preprocess
+from tessera.models.paligemma.tokenizer import PaliGemmaTokenizer
 
 
 DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}

@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.paligemma import gemma, siglip
-from models.paligemma.configs import PaliGemmaConfig
+from tessera.models.paligemma import gemma
+from tessera.models.paligemma import siglip
+from tessera.models.paligemma.configs import PaliGemmaConfig
 
 
 def make_attn_mask(input_mask, mask_ar):

@@ -13,7 +13,7 @@ import dataclasses
 import math
 import re
 
-from schemas.labels import Box
+from tessera.schemas.labels import Box
 
 NUM_BINS = 1024
 _OBJECT = re.compile(
@@ -56,10 +56,6 @@ def parse_objects(text: str, height: int, width: int,
         objects = [dataclasses.replace(o, box=dataclasses.replace(o.box, score=float(s)))
                    for o, s in zip(objects, scores)]
     return objects
-
-
-def count_loc_groups(text: str) -> int:
-    return len(_LOC_GROUP.findall(text))
 
 
 def box_scores(token_ids, logps, loc_ids: set[int], eos_id: int) -> list[float]:

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.paligemma.configs import VisionConfig
+from tessera.models.paligemma.configs import VisionConfig
 
 LN_EPS = 1e-6  # flax.linen.LayerNorm default.
 

@@ -38,7 +38,7 @@ class PaliGemmaTokenizer:
     @classmethod
     def from_file(cls, path: str) -> "PaliGemmaTokenizer":
         if "://" in path:
-            from transforms.outputs import read_bytes
+            from tessera.fileio import read_bytes
             return cls(read_bytes(path))
         with open(path, "rb") as f:
             return cls(f.read())

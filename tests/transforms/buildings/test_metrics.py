@@ -1,0 +1,113 @@
+"""AP50 (COCO-style) and P/R/F1 (SpaceNet-style) on literal polygons, and `tessera buildings-eval`."""
+import math
+
+import numpy as np
+import pytest
+from shapely.geometry import box
+
+from tessera.transforms.buildings import metrics as bm
+
+
+def test_perfect_predictions():
+    labels = [box(0, 0, 10, 10), box(20, 0, 30, 10)]
+    m = bm.evaluate([box(0, 0, 10, 10), box(20, 0, 30, 10)], [0.9, 0.8], labels)
+    assert m["ap50"] == pytest.approx(1.0)
+    assert (m["precision"], m["recall"], m["f1"], m["tp"], m["fp"], m["fn"]) == (1.0, 1.0, 1.0, 2, 0, 0)
+
+
+def test_iou_threshold_is_inclusive_and_strict_below():
+    # IoU of [0,10]x[0,10] and [0,10]x[0,15]: 100 / 150 = 0.667 -> match; [5,15]x[0,10]: 50/150 -> no match
+    assert bm.precision_recall_f1([box(0, 0, 10, 15)], [box(0, 0, 10, 10)])["tp"] == 1
+    assert bm.precision_recall_f1([box(5, 0, 15, 10)], [box(0, 0, 10, 10)])["tp"] == 0
+    pairs = bm.iou_pairs([box(0, 0, 10, 20)], [box(0, 0, 10, 10)])  # IoU exactly 0.5
+    assert pairs[(0, 0)] == pytest.approx(0.5)
+    assert len(bm.match_one_to_one(pairs)) == 1
+
+
+def test_one_to_one_duplicates_are_false_positives():
+    labels = [box(0, 0, 10, 10)]
+    preds = [box(0, 0, 10, 10), box(0, 0, 10, 11)]
+    m = bm.precision_recall_f1(preds, labels)
+    assert (m["tp"], m["fp"], m["fn"]) == (1, 1, 0)
+    assert m["precision"] == 0.5 and m["recall"] == 1.0
+    assert m["f1"] == pytest.approx(2 / 3)
+
+
+def test_greedy_matching_prefers_highest_iou():
+    # one prediction overlaps two labels; it must go to the better one, the other label then takes pred 2
+    labels = [box(0, 0, 10, 10), box(11, 0, 21, 10)]
+    preds = [box(1, 0, 11, 10), box(11, 0, 20, 10)]
+    matches = bm.match_one_to_one(bm.iou_pairs(preds, labels))
+    assert sorted((i, j) for i, j, _ in matches) == [(0, 0), (1, 1)]
+
+
+def test_ap_ranks_by_confidence():
+    labels = [box(0, 0, 10, 10), box(20, 0, 30, 10)]
+    tp1, tp2, fp = box(0, 0, 10, 10), box(20, 0, 30, 10), box(50, 50, 60, 60)
+    # FP ranked last: precision stays 1 up to recall 1 -> AP 1
+    assert bm.average_precision([tp1, tp2, fp], [0.9, 0.8, 0.1], labels) == pytest.approx(1.0)
+    # FP ranked first: P/R points (0,0), (1/2, 1/2), (2/3, 1). Envelope: 2/3 for every recall point.
+    assert bm.average_precision([fp, tp1, tp2], [0.9, 0.8, 0.7], labels) == pytest.approx(2 / 3)
+    # FP in the middle: (1, .5), (.5, .5), (.667, 1): recall <= .5 -> 1, above -> 2/3 (51 and 50 points)
+    expected = (51 * 1.0 + 50 * 2 / 3) / 101
+    assert bm.average_precision([tp1, fp, tp2], [0.9, 0.8, 0.7], labels) == pytest.approx(expected)
+
+
+def test_ap_with_missed_labels_caps_at_recall():
+    labels = [box(0, 0, 10, 10), box(20, 0, 30, 10)]
+    # only one of two found: precision 1 up to recall 0.5 (51 of 101 points), 0 after
+    assert bm.average_precision([box(0, 0, 10, 10)], [0.5], labels) == pytest.approx(51 / 101)
+
+
+def test_empty_inputs():
+    assert math.isnan(bm.average_precision([box(0, 0, 1, 1)], [1.0], []))
+    assert bm.average_precision([], [], [box(0, 0, 1, 1)]) == 0.0
+    m = bm.precision_recall_f1([], [box(0, 0, 1, 1)])
+    assert (m["precision"], m["recall"], m["f1"]) == (0.0, 0.0, 0.0)
+    assert bm.precision_recall_f1([], [])["f1"] == 1.0  # nothing to find, nothing claimed
+
+
+def test_invalid_polygon_is_repaired_not_crashing():
+    bowtie = __import__("shapely").Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])
+    # make_valid turns the bow-tie into its two triangles (area 50): IoU with the square is 0.5
+    assert bm.iou_pairs([bowtie], [box(0, 0, 10, 10)])[(0, 0)] == pytest.approx(0.5)
+    assert bm.precision_recall_f1([bowtie], [box(0, 0, 10, 10)])["tp"] == 1
+
+
+def test_buildings_eval_cli_on_geoparquet_and_csv(tmp_path):
+    """`tessera buildings-eval` on predictions made from the true labels: one dropped, one shifted away."""
+    import json
+
+    import geopandas as gpd
+    import shapely
+
+    from tessera.pipelines import buildings_eval
+    from tessera.pipelines import synth_scene
+
+    info = synth_scene.write_scene(str(tmp_path / "scene"), seed=21, size=192)
+    labels = gpd.read_file(info["labels"])
+    n = len(labels)
+    assert n >= 4
+    preds = labels.iloc[1:].copy()  # label 0 missed
+    utm = preds.to_crs(labels.estimate_utm_crs())
+    utm.loc[utm.index[0], "geometry"] = shapely.affinity.translate(utm.geometry.iloc[0], 500.0, 0.0)  # a FP
+    preds = utm.to_crs(4326)
+    preds["confidence"] = np.linspace(0.9, 0.5, len(preds))
+    (tmp_path / "pred" / "s2_token=abc").mkdir(parents=True)
+    preds[["confidence", "geometry"]].to_parquet(tmp_path / "pred" / "s2_token=abc" / "part-00000.parquet")
+    out_json, png = tmp_path / "eval.json", tmp_path / "eval.png"
+    assert buildings_eval.main(["--predictions", str(tmp_path / "pred"), "--labels", info["labels"],
+                                "--image", info["image"], "--output-json", str(out_json), "--png", str(png)]) == 0
+    m = json.loads(out_json.read_text())
+    assert (m["tp"], m["fp"], m["fn"]) == (n - 2, 1, 2)
+    assert m["recall"] == pytest.approx((n - 2) / n) and m["precision"] == pytest.approx((n - 2) / (n - 1))
+    assert m["crs"].endswith("32630") and png.stat().st_size > 10_000
+    # the CSV variant (WKT geometry, gzip) gives the same numbers
+    csv_dir = tmp_path / "csv"
+    csv_dir.mkdir()
+    pd_frame = preds.assign(geometry=preds.geometry.to_wkt())[["confidence", "geometry"]]
+    pd_frame.to_csv(csv_dir / "abc_buildings.csv.gz", index=False)
+    assert buildings_eval.main(["--predictions", str(csv_dir), "--labels", info["labels"],
+                                "--output-json", str(out_json)]) == 0
+    m2 = json.loads(out_json.read_text())
+    assert (m2["tp"], m2["fp"], m2["fn"]) == (m["tp"], m["fp"], m["fn"])
