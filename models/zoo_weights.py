@@ -65,4 +65,7 @@ def open_weights(zoo_dir: str) -> np.ndarray:
 def read_weight_row(weights_path: str, row: int):
     """One row of a zoo's weights.npy and the layout next to it (what `small_cnn:ZOO/weights.npy#ROW` loads)."""
     zoo_dir = os.path.dirname(weights_path)
-    return np.asarray(open_weights(zoo_dir)[row]), read_layout(zoo_dir)
+    weights = open_weights(zoo_dir)
+    if not 0 <= row < len(weights):
+        raise ZooFormatError(f"{weights_path} has rows 0..{len(weights) - 1}; asked for row {row}")
+    return np.asarray(weights[row]), read_layout(zoo_dir)

@@ -79,6 +79,9 @@ class BuildingsConfig:
         return out
 
 
+_DEFAULT = BuildingsConfig(input="", output="")  # the flags' defaults are the config's, stated once
+
+
 def build(pipeline: beam.Pipeline, config: BuildingsConfig) -> dict:
     """Wire the stages; returns the named output PCollections."""
     handler = JaxModelHandler(config.load_fn, config.model, bucket_sizes=(1, config.batch_size),
@@ -122,20 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = common.make_parser("tessera buildings", __doc__)
     parser.add_argument("--input", required=True, help="GeoTIFF glob (local or gs://).")
     parser.add_argument("--output", required=True, help="Output directory (local or gs://).")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="U-Net flax msgpack (default: shipped model).")
-    parser.add_argument("--tile-size", type=int, default=512, help="Window size in pixels (multiple of 16).")
-    parser.add_argument("--overlap", type=int, default=128,
+    parser.add_argument("--model", default=_DEFAULT.model, help="U-Net flax msgpack (default: shipped model).")
+    parser.add_argument("--tile-size", type=int, default=_DEFAULT.tile_size, help="Window size in pixels (multiple of 16).")
+    parser.add_argument("--overlap", type=int, default=_DEFAULT.overlap,
                         help="Overlap of adjacent windows in pixels; buildings up to overlap/2 around "
                              "their centroid come out whole.")
-    parser.add_argument("--threshold", type=float, default=0.5, help="Building probability threshold.")
-    parser.add_argument("--min-area", type=float, default=4.0, help="Minimum building area, m^2.")
-    parser.add_argument("--min-core-area", type=float, default=16.0,
+    parser.add_argument("--threshold", type=float, default=_DEFAULT.threshold, help="Building probability threshold.")
+    parser.add_argument("--min-area", type=float, default=_DEFAULT.min_area_m2, help="Minimum building area, m^2.")
+    parser.add_argument("--min-core-area", type=float, default=_DEFAULT.min_core_area_m2,
                         help="Touching buildings are split only between high-confidence cores at least "
                              "this large, m^2 (a huge value turns splitting off).")
-    parser.add_argument("--min-confidence", type=float, default=0.0, help="Drop buildings below this confidence.")
-    parser.add_argument("--format", choices=("geoparquet", "csv"), default="geoparquet")
-    parser.add_argument("--s2-level", type=int, default=DEFAULT_S2_LEVEL, help="S2 level of the file partitions.")
-    parser.add_argument("--batch-size", type=int, default=1,
+    parser.add_argument("--min-confidence", type=float, default=_DEFAULT.min_confidence, help="Drop buildings below this confidence.")
+    parser.add_argument("--format", choices=("geoparquet", "csv"), default=_DEFAULT.format)
+    parser.add_argument("--s2-level", type=int, default=_DEFAULT.s2_level, help="S2 level of the file partitions.")
+    parser.add_argument("--batch-size", type=int, default=_DEFAULT.batch_size,
                         help="Windows per model call (1 is fastest on CPU; 8-32 on GPU).")
     parser.add_argument("--overwrite", action="store_true",
                         help="Replace a finished output directory (default: leave it and exit).")

@@ -99,6 +99,19 @@ def test_keras_reproduces_recorded_test_accuracy_from_a_zoo_row(tmp_path):
     assert accuracy == pytest.approx(metrics["test_accuracy"].iloc[row], abs=1.5 / len(test))
     assert 0.0 < accuracy < 1.0
 
+    # `ZOO/weights.npy#ROW`, what `small_cnn:` model paths name, loads that row and only that row.
+    loaded = small_cnn.load(f"{tmp_path}/weights.npy#{row}", activation=pop.activation)
+    for name in small_cnn.LAYERS:
+        for leaf in ("kernel", "bias"):
+            np.testing.assert_array_equal(loaded.params[name][leaf], params[name][leaf])
+    jax_logits = np.asarray(loaded.apply_fn(loaded.params, dataset.images[test]))
+    assert float(np.mean(np.argmax(jax_logits, -1) == dataset.labels[test])) == pytest.approx(
+        metrics["test_accuracy"].iloc[row], abs=1.5 / len(test))
+    first = small_cnn.load(f"{tmp_path}/weights.npy#0", activation=pop.activation)
+    assert not np.array_equal(first.params["dense"]["kernel"], loaded.params["dense"]["kernel"])
+    with pytest.raises(zoo_weights.ZooFormatError, match="asked for row"):
+        small_cnn.load(f"{tmp_path}/weights.npy#{len(weights)}")
+
 
 @pytest.mark.parametrize("rate", [0.0, 0.3, 0.7])
 def test_dropout_keeps_the_right_fraction_and_rescales(rate):

@@ -100,3 +100,21 @@ def test_csv_format(tmp_path):
                                 "full_plus_code"]
     assert len(df) == 1 and df.geometry[0].startswith("POLYGON ((")
     assert df.area_in_meters[0] == pytest.approx(10 * 14 * RES**2, rel=0.01)
+
+
+def test_unreadable_pixels_become_read_error_dead_letters(tmp_path):
+    # The header is sound (the file is inspected and planned); the deflate payload is not.
+    write_tif(tmp_path / "good.tif", rgb_scene(64, 64, [(10, 10, 20, 20)]))
+    noise = np.random.default_rng(0).integers(0, 255, (3, 64, 64), dtype=np.uint8)
+    broken = tmp_path / "broken.tif"
+    write_tif(broken, noise, col0=640, compress="deflate")
+    data = bytearray(broken.read_bytes())
+    data[2000:-200] = b"\xab" * (len(data) - 2200)
+    broken.write_bytes(bytes(data))
+    out = _run(tmp_path, str(tmp_path / "*.tif"))
+    assert len(_read(out)) == 1
+    letters = _dead_letters(out)
+    assert letters and {d["reason"] for d in letters} == {"read_error"}
+    assert all(d["key"].startswith(str(broken) + "#") and d["stage"] == "read" for d in letters)
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert manifest["counts"]["dead_letters"] == len(letters)

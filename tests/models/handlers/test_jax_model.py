@@ -95,3 +95,26 @@ def test_inference_failure_reaches_dead_letters(model_path):
         assert_that(stage.outputs | beam.Keys(), equal_to([k for k, _ in good]), label="Good")
         assert_that(stage.dead_letters | beam.Map(lambda d: (d.key, d.reason)),
                     equal_to([("wrong-channels", "inference_failed")]), label="Dead")
+
+
+class _OutOfMemoryHandler(JaxModelHandler):
+    """Fails every batch as a whole, as an accelerator out of memory does."""
+
+    def run_inference(self, batch, model, inference_args=None):
+        raise RuntimeError(f"RESOURCE_EXHAUSTED: out of memory for a batch of {len(batch)}")
+
+
+def test_a_batch_that_fails_as_a_whole_becomes_batch_failed_dead_letters(model_path):
+    from apache_beam.metrics.metric import MetricsFilter
+    handler = _OutOfMemoryHandler(tiny_cnn.load, model_path, bucket_sizes=(4,), max_batch_size=4)
+    keys = [f"k{i}" for i in range(6)]
+    p = TestPipeline()
+    stage = (p | beam.Create([(k, RNG.random((16, 16, 3), dtype=np.float32)) for k in keys])
+             | RunModelStage(handler, stage="unet"))
+    assert_that(stage.outputs, equal_to([]), label="NoOutputs")
+    letters = stage.dead_letters | beam.Map(lambda d: (d.key, d.stage, d.reason, "RESOURCE_EXHAUSTED" in d.detail))
+    assert_that(letters, equal_to([(k, "unet", "batch_failed", True) for k in keys]), label="Dead")
+    result = p.run()
+    result.wait_until_finish()
+    counters = result.metrics().query(MetricsFilter().with_namespace("unet").with_name("batch_failed"))["counters"]
+    assert sum(c.committed for c in counters) == len(keys)
