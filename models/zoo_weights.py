@@ -45,18 +45,19 @@ def read_layout(zoo_dir: str):
             raise ZooFormatError(f"{zoo_dir}/layout.csv is malformed: {err}") from err
 
 
-def open_weights(zoo_dir: str) -> np.ndarray:
-    """weights.npy memory-mapped (local) or read (remote), checked against layout.csv."""
+def open_weights(zoo_dir: str, table=None) -> np.ndarray:
+    """weights.npy memory-mapped (local) or read (remote), checked against layout.csv (or `table`,
+    the layout already read)."""
     path = join(zoo_dir, "weights.npy")
     try:
-        if "://" in path:
+        if fileio.is_remote(path):
             with fileio.open_read(path) as f:
                 weights = np.load(io.BytesIO(f.read()), allow_pickle=False)
         else:
             weights = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise ZooFormatError(f"{path} is not a readable .npy array: {err}") from err
-    width = read_layout(zoo_dir)[-1][2]
+    width = (table if table is not None else read_layout(zoo_dir))[-1][2]
     if weights.ndim != 2 or weights.shape[1] != width:
         raise ZooFormatError(f"{path} has shape {weights.shape}; layout.csv says rows of {width}")
     return weights
@@ -65,7 +66,8 @@ def open_weights(zoo_dir: str) -> np.ndarray:
 def read_weight_row(weights_path: str, row: int):
     """One row of a zoo's weights.npy and the layout next to it (what `small_cnn:ZOO/weights.npy#ROW` loads)."""
     zoo_dir = os.path.dirname(weights_path)
-    weights = open_weights(zoo_dir)
+    table = read_layout(zoo_dir)
+    weights = open_weights(zoo_dir, table)
     if not 0 <= row < len(weights):
         raise ZooFormatError(f"{weights_path} has rows 0..{len(weights) - 1}; asked for row {row}")
-    return np.asarray(weights[row]), read_layout(zoo_dir)
+    return np.asarray(weights[row]), table

@@ -46,8 +46,8 @@ class _FeaturesFn(beam.DoFn):
         self._zoo_dir = zoo_dir
 
     def setup(self):
-        self._weights = zoo_release.open_weights(self._zoo_dir)
         self._table = zoo_release.read_layout(self._zoo_dir)
+        self._weights = zoo_release.open_weights(self._zoo_dir, self._table)
 
     def process(self, chunk: list[dict]):
         rows = self._weights[[r["row"] for r in chunk]]
