@@ -28,7 +28,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
 from tessera.pipelines.common import LOCAL_RUNNER
-from tessera.pipelines.mixture import MixtureRun, build
+from tessera.pipelines.mixture import build
+from tessera.transforms.mixture.config import MixtureJobConfig
 from tessera.schemas.mixture import MixtureRecord, mixture_config_from_dict
 from tessera.transforms.mixture.records import example_bytes
 from tests.fixtures.mixture_synth import write_parquet
@@ -89,7 +90,7 @@ def mixture(root: str, out: str, num_shards: int, options: list[str]) -> None:
         "dedup": {"exact": True, "near_image_hamming": 8},
         "decontaminate": {"eval": [f"{root}/eval/*.png"], "near_image_hamming": 10}})
     pipeline = beam.Pipeline(options=PipelineOptions(options))
-    build(pipeline, MixtureRun(cfg, out))
+    build(pipeline, MixtureJobConfig(cfg, out))
     pipeline.run().wait_until_finish()
 
 

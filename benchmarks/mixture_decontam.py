@@ -42,7 +42,8 @@ def run_pipeline_check(distinct_png, reappear, eval_images, d: int) -> dict:
     """Writes the pool as a JSONL source and the eval set as PNG files, runs the real pipeline."""
     from apache_beam.testing.test_pipeline import TestPipeline  # pylint: disable=import-outside-toplevel
 
-    from tessera.pipelines.mixture import MixtureRun, build  # pylint: disable=import-outside-toplevel
+    from tessera.pipelines.mixture import build  # pylint: disable=import-outside-toplevel
+    from tessera.transforms.mixture.config import MixtureJobConfig  # pylint: disable=import-outside-toplevel
     from tessera.schemas.mixture import mixture_config_from_dict  # pylint: disable=import-outside-toplevel
     from tests.fixtures.mixture_synth import write_jsonl  # pylint: disable=import-outside-toplevel
     root = tempfile.mkdtemp(prefix="decontam_")
@@ -58,7 +59,7 @@ def run_pipeline_check(distinct_png, reappear, eval_images, d: int) -> dict:
                      "prefix": "p"}],
         "decontaminate": {"eval": [f"{root}/eval/*.png"], "near_image_hamming": d}})
     pipeline = TestPipeline()
-    build(pipeline, MixtureRun(cfg, os.path.join(root, "out")))
+    build(pipeline, MixtureJobConfig(cfg, os.path.join(root, "out")))
     pipeline.run().wait_until_finish()
     removed = set()
     rejected_dir = os.path.join(root, "out", "rejected")

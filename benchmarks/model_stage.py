@@ -25,7 +25,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
-from tessera.models import tiny_cnn  # noqa: E402
+from tests.fixtures import tiny_cnn  # noqa: E402
 from tessera.models.handlers.jax_model import JaxModelHandler  # noqa: E402
 from tessera.transforms.core.model_stage import RunModelStage  # noqa: E402
 

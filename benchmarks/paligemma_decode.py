@@ -73,7 +73,7 @@ def main(argv=None) -> int:
                         help="also time the cache-free reference decoder (default for tiny)")
     args = parser.parse_args(argv)
 
-    cfg = configs.tiny(image_size=56) if args.config == "tiny" else configs.paligemma_3b(
+    cfg = configs.tiny_config(image_size=56) if args.config == "tiny" else configs.paligemma_3b(
         args.resolution)
     params = random_params(cfg, jnp.dtype(args.dtype))
     n_params = sum(int(np.prod(s)) for s in checkpoint.param_shapes(cfg).values())

@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     src_vocab = seq2seq.Vocab.from_texts([e[0] for e in examples])
     tgt_vocab = seq2seq.Vocab.from_texts([e[1] for e in examples])
     if args.tiny:
-        cfg = seq2seq.Config.tiny(len(src_vocab), len(tgt_vocab))
+        cfg = seq2seq.Config(len(src_vocab), len(tgt_vocab), **seq2seq.TINY_CONFIG)
     else:
         cfg = seq2seq.Config(len(src_vocab), len(tgt_vocab), layers=args.layers, d_model=args.d_model,
                              d_ff=2 * args.d_model)

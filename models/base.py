@@ -1,7 +1,11 @@
 """The one small face every JAX model family exposes to the model stage (big_vision style)."""
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, NamedTuple
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+SHIPPED_UNET = os.path.join(WEIGHTS_DIR, "unet_buildings.msgpack")  # `tessera buildings` default
 
 
 class JaxModel(NamedTuple):

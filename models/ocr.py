@@ -72,6 +72,11 @@ def load(path: str | None = None, **kwargs) -> Model:
     return Model(**kwargs)
 
 
+def write_tiny(directory: str, seed: int = 0) -> None:
+    """Nothing to write: the PP-OCRv4 mobile models in the wheel are already small (`ocr`)."""
+    del directory, seed
+
+
 def lines_to_result(key: str, prompt: str, lines: Iterable[tuple[list, str, float]]) -> LabelResult:
     """Engine lines -> LabelResult with one axis-aligned box per line (pixel coordinates)."""
     boxes = []

@@ -1,16 +1,24 @@
-"""`--model` strings for `tessera label` -> a labelling `ModelHandler` (LabelRequest -> LabelResult).
+"""The one way to find a model: `FAMILY:PATH` -> loader, tiny variant and Beam `ModelHandler`.
 
-    ocr                          PP-OCRv4 from the rapidocr wheel (models/ocr.py)
-    paligemma:PATH[,TOK]         PaliGemma in JAX; PATH a .npz (tokenizer beside it) or a
-                                 directory of both; or an explicit TOKENIZER.model after a comma
-    savedmodel:DIR               any TF SavedModel image classifier (models/savedmodel_classifier.py)
+    family      used by             PATH
+    unet        buildings           flax msgpack (a bare path means unet:PATH; default: shipped)
+    small_cnn   cnn-zoo             ZOO/weights.npy#ROW, or a .msgpack/.npz of one network
+    seq2seq     mcd (baselines)     .msgpack with its .json sidecar (config and vocabularies)
+    ocr         label               none: PP-OCRv4 ships inside the rapidocr wheel
+    paligemma   label               big_vision .npz (tokenizer beside it) or a directory of both;
+                                    or an explicit TOKENIZER.model after a comma
+    savedmodel  label               a TF SavedModel directory (any image classifier)
 
-Model families are imported only when named, so `ocr` runs never import JAX or TensorFlow.
+Every family module exposes `load(path)` and `write_tiny(directory, seed=0) -> path`: a tiny
+checkpoint in the family's real format, which tests load through the same code as real ones
+(`write_tiny_spec` returns the `FAMILY:PATH` string for it). Families and handlers are imported
+only when named, so an `ocr` run never imports JAX or TensorFlow.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Callable
+import importlib
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # handlers (and Beam) are imported only when a model is built
     from apache_beam.ml.inference.base import ModelHandler
@@ -18,45 +26,140 @@ if TYPE_CHECKING:  # handlers (and Beam) are imported only when a model is built
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    kind: str
+    """A parsed `--model` string."""
+    family: str
     path: str | None = None
     tokenizer: str | None = None
 
     @property
     def name(self) -> str:
-        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+        return self.family if self.path is None else f"{self.family}:{self.path}"
 
 
-def parse_model(spec: str) -> ModelSpec:
-    """Parse a `--model` string.
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A model family: where its code lives, which workloads run it and how PATH is read.
+
+    module: exposes `write_tiny(directory, seed=0) -> path` and, unless `loader` names another
+      `module:function`, `load(path, **kw)`.
+    handler: `(spec, batch_size, accelerator, options) -> ModelHandler`.
+    """
+    name: str
+    module: str
+    workloads: tuple[str, ...]
+    handler: Callable[..., "ModelHandler"]
+    path_help: str = "PATH"
+    takes_path: bool = True
+    loader: str | None = None
+
+    def load_fn(self) -> Callable:
+        module, _, name = (self.loader or f"{self.module}:load").partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family, *, replace: bool = False) -> Family:
+    """Add a family; a second family under the same name is refused unless `replace`."""
+    if family.name in _FAMILIES and not replace:
+        raise ValueError(f"model family {family.name!r} is already registered")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def get(name: str) -> Family:
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise ValueError(f"unknown model family {name!r}; expected one of: "
+                         f"{', '.join(sorted(_FAMILIES))}") from None
+
+
+def names(workload: str | None = None) -> list[str]:
+    return sorted(n for n, f in _FAMILIES.items() if workload is None or workload in f.workloads)
+
+
+def usage(workload: str) -> str:
+    """`ocr | paligemma:PATH | ...`: the --model forms a workload accepts."""
+    return " | ".join(n if not _FAMILIES[n].takes_path else f"{n}:{_FAMILIES[n].path_help}"
+                      for n in names(workload))
+
+
+def parse(spec: str, *, workload: str | None = None, default_family: str | None = None) -> ModelSpec:
+    """Parse a `--model` string; with `default_family`, a bare path (local or gs://) means it.
 
     Raises:
-        ValueError: unknown kind, or a missing/extra PATH.
+        ValueError: unknown family, a family the workload cannot run, or a missing/extra PATH.
     """
-    kind, _, rest = spec.strip().partition(":")
-    kind = kind.lower()
-    if kind not in _BUILDERS:
-        raise ValueError(f"unknown model {spec!r}; expected one of: ocr, paligemma:PATH, "
-                         "savedmodel:PATH")
-    if kind == "ocr":
+    spec = spec.strip()
+    family, _, rest = spec.partition(":")
+    if family.lower() not in _FAMILIES:  # also gs://..., s3://...: not family names
+        if default_family is None:
+            expected = usage(workload) if workload else ", ".join(sorted(_FAMILIES))
+            raise ValueError(f"unknown model {spec!r}; expected one of: {expected}")
+        family, rest = default_family, spec
+    family = family.lower()
+    info = get(family)
+    if workload is not None and workload not in info.workloads:
+        raise ValueError(f"model family {family!r} does not run in `{workload}`; expected one of: "
+                         f"{usage(workload)}")
+    if not info.takes_path:
         if rest:
-            raise ValueError("`ocr` takes no path (its models ship inside the rapidocr wheel)")
-        return ModelSpec("ocr")
+            raise ValueError(f"`{family}` takes no path")
+        return ModelSpec(family)
     if not rest:
-        raise ValueError(f"`{kind}` needs a path: {kind}:PATH")
-    if kind == "paligemma":
+        raise ValueError(f"`{family}` needs a path: {family}:{info.path_help}")
+    if family == "paligemma":
         ckpt, _, tok = rest.partition(",")
-        return ModelSpec("paligemma", ckpt, tok or None)
-    return ModelSpec(kind, rest)
+        return ModelSpec(family, ckpt, tok or None)
+    return ModelSpec(family, rest)
 
 
-def _ocr(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict) -> ModelHandler:
+def _as_spec(spec: str | ModelSpec, **parse_kw) -> ModelSpec:
+    return parse(spec, **parse_kw) if isinstance(spec, str) else spec
+
+
+def load(spec: str | ModelSpec, **kwargs) -> Any:
+    """The loaded model (what the family's `load` returns), on this process."""
+    spec = _as_spec(spec)
+    return get(spec.family).load_fn()(spec.path, **kwargs)
+
+
+def write_tiny(family: str, directory: str, seed: int = 0) -> str | None:
+    """Write the family's tiny checkpoint under `directory` in its real format; returns its path."""
+    module = importlib.import_module(get(family).module)
+    return module.write_tiny(directory, seed=seed)
+
+
+def write_tiny_spec(family: str, directory: str, seed: int = 0) -> str:
+    """The `--model` string of a freshly written tiny checkpoint of `family`."""
+    path = write_tiny(family, directory, seed)
+    return family if path is None else f"{family}:{path}"
+
+
+def make_handler(spec: str | ModelSpec, *, workload: str | None = None,
+                 default_family: str | None = None, batch_size: int = 8,
+                 accelerator: str | None = None, **options) -> "ModelHandler":
+    """The ModelHandler for `spec`; `options` are family-specific (resolution, top_k, ...)."""
+    spec = _as_spec(spec, workload=workload, default_family=default_family)
+    return get(spec.family).handler(spec, batch_size, accelerator, options)
+
+
+def jax_handler(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
+    """Dense JAX families (arrays in, arrays out) through the shared JaxModelHandler."""
+    from tessera.models.handlers.jax_model import JaxModelHandler
+    return JaxModelHandler(get(spec.family).load_fn(), spec.path,
+                           bucket_sizes=options.get("bucket_sizes") or (1, batch_size),
+                           min_batch_size=1, max_batch_size=batch_size, accelerator=accelerator)
+
+
+def _ocr(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
     from tessera.models.handlers.ocr import OcrModelHandler
     return OcrModelHandler(accelerator=accelerator, max_batch_size=batch_size)
 
 
-def _paligemma(spec: ModelSpec, batch_size: int, accelerator: str | None,
-               options: dict) -> ModelHandler:
+def _paligemma(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
     from tessera.models.handlers.paligemma import PaliGemmaModelHandler  # JAX only when asked for
     kwargs = {k: v for k, v in options.items() if v is not None
               and k in ("resolution", "max_decode_len")}
@@ -66,20 +169,21 @@ def _paligemma(spec: ModelSpec, batch_size: int, accelerator: str | None,
     return PaliGemmaModelHandler.from_path(spec.path, **kwargs)
 
 
-def _savedmodel(spec: ModelSpec, batch_size: int, accelerator: str | None,
-                options: dict) -> ModelHandler:
+def _savedmodel(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
     from tessera.models.handlers.savedmodel_classifier import SavedModelClassifierHandler
     return SavedModelClassifierHandler(spec.path, accelerator=accelerator,
                                        max_batch_size=batch_size,
                                        top_k=options.get("top_k") or 5)
 
 
-_BUILDERS: dict[str, Callable[..., "ModelHandler"]] = {
-    "ocr": _ocr, "paligemma": _paligemma, "savedmodel": _savedmodel}
-
-
-def make_handler(spec: str | ModelSpec, *, batch_size: int = 8, accelerator: str | None = None,
-                 **options) -> ModelHandler:
-    """The ModelHandler for `spec`; `options` are family-specific (resolution, top_k, ...)."""
-    spec = parse_model(spec) if isinstance(spec, str) else spec
-    return _BUILDERS[spec.kind](spec, batch_size, accelerator, options)
+for _family in (
+        Family("unet", "tessera.models.unet", ("buildings",), jax_handler, "MSGPACK"),
+        Family("small_cnn", "tessera.models.small_cnn", ("cnn-zoo",), jax_handler,
+               "ZOO/weights.npy#ROW"),
+        Family("seq2seq", "tessera.models.seq2seq", ("mcd",), jax_handler, "MSGPACK"),
+        Family("ocr", "tessera.models.ocr", ("label",), _ocr, takes_path=False),
+        Family("paligemma", "tessera.models.paligemma", ("label",), _paligemma,
+               "CKPT.npz|DIR[,TOKENIZER.model]"),
+        Family("savedmodel", "tessera.models.savedmodel_classifier", ("label",), _savedmodel,
+               "DIR", loader="tessera.models.handlers.savedmodel_classifier:load")):
+    register(_family)

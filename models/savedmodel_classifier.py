@@ -89,3 +89,20 @@ def top_k(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
         scores /= scores.sum()
     order = np.argsort(-scores, kind="stable")[:k]
     return [(int(i), float(scores[i])) for i in order]
+
+
+def write_tiny(directory: str, seed: int = 0) -> str:
+    """The tiny variant: a fixed-weight Keras 'classifier' (mean colour -> red/green/blue logits,
+    8x8 input) exported as a SavedModel with its labels.txt; `seed` is unused (no random weights)."""
+    del seed
+    import keras
+
+    path = fileio.join(directory, "colour_classifier")
+    inputs = keras.Input((8, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    dense = keras.layers.Dense(3, use_bias=False)
+    model = keras.Model(inputs, dense(pooled))
+    dense.set_weights([np.eye(3, dtype=np.float32) * 10.0])
+    model.export(path)
+    fileio.atomic_write_text(fileio.join(path, "labels.txt"), "red\ngreen\nblue\n")
+    return path

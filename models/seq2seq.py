@@ -2,7 +2,7 @@
 
 Used by `benchmarks/scan_accuracy.py` to show the CFQ paper's effect: near-perfect exact match on a
 random split, far lower on an MCD split. Whitespace tokens; a shared-nothing pair of vocabularies
-(input words, output actions) with PAD=0, BOS=1, EOS=2. `Config.tiny()` is the test variant.
+(input words, output actions) with PAD=0, BOS=1, EOS=2. `TINY_CONFIG` / `write_tiny` is the test variant.
 """
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ("<pad>", "<bos>", "<eos>")
 
 
+TINY_CONFIG = {"d_model": 32, "heads": 2, "layers": 1, "d_ff": 64, "dropout": 0.0}  # tests
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     src_vocab: int
@@ -33,9 +36,6 @@ class Config:
     d_ff: int = 256
     dropout: float = 0.1
 
-    @classmethod
-    def tiny(cls, src_vocab: int, tgt_vocab: int) -> "Config":
-        return cls(src_vocab, tgt_vocab, d_model=32, heads=2, layers=1, d_ff=64, dropout=0.0)
 
 
 class Vocab:
@@ -171,3 +171,15 @@ def load(path: str) -> JaxModel:
     params = load_params(path)
     return JaxModel(apply_fn=lambda p, batch: greedy_decode(p, cfg, batch), params=params,
                     input_shape=(cfg.max_src_len,), input_dtype="int32", name="scan_seq2seq")
+
+
+def write_tiny(directory: str, seed: int = 0) -> str:
+    """The tiny variant (TINY_CONFIG, a few-word SCAN vocabulary) as a real checkpoint + sidecar."""
+    from tessera import fileio
+
+    src_vocab = Vocab.from_texts(["jump walk run look twice thrice left right and after"])
+    tgt_vocab = Vocab.from_texts(["I_JUMP I_WALK I_RUN I_LOOK I_TURN_LEFT I_TURN_RIGHT"])
+    cfg = Config(len(src_vocab), len(tgt_vocab), max_src_len=8, max_tgt_len=12, **TINY_CONFIG)
+    path = fileio.join(directory, "seq2seq_tiny.msgpack")
+    save(path, init_params(cfg, seed), cfg, src_vocab, tgt_vocab)
+    return path

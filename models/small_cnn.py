@@ -169,8 +169,8 @@ class Model(nn.Module):
         return nn.Dense(NUM_CLASSES, name=DENSE_LAYER)(x)
 
 
-def tiny_params(seed: int = 0, channels: int = 1) -> dict:
-    """A randomly initialised network (the tiny test variant is the real, already tiny, one)."""
+def init_params(seed: int = 0, channels: int = 1) -> dict:
+    """A randomly initialised network (flax's default initializers)."""
     variables = Model().init(jax.random.PRNGKey(seed), jnp.zeros((1, 28, 28, channels)))
     return jax.tree_util.tree_map(np.asarray, dict(variables["params"]))
 
@@ -194,3 +194,13 @@ def load(path: str, *, activation: str = "relu") -> JaxModel:
 
     return JaxModel(apply_fn=apply_fn, params=params, input_shape=(28, 28, channels),
                     input_dtype="float32", name=f"small_cnn_{activation}")
+
+
+def write_tiny(directory: str, seed: int = 0) -> str:
+    """The tiny variant is the real, already tiny, network: one random one as a .msgpack."""
+    from tessera import fileio
+    from tessera.models.params_io import save_params
+
+    path = fileio.join(directory, "small_cnn_tiny.msgpack")
+    save_params(path, init_params(seed))
+    return path

@@ -164,6 +164,11 @@ def load(path: str):
                     input_shape=None, input_dtype=np.float32, name="unet_buildings")
 
 
-def tiny() -> Model:
-    """The tiny variant for tests (~2k parameters, two poolings)."""
-    return Model(**TINY_CONFIG)
+def write_tiny(directory: str, seed: int = 0) -> str:
+    """The tiny variant (TINY_CONFIG: ~2k parameters, two poolings) as a real msgpack checkpoint."""
+    from tessera import fileio
+    from tessera.models import params_io
+
+    path = fileio.join(directory, "unet_tiny.msgpack")
+    params_io.save_params(path, init_params(Model(**TINY_CONFIG), seed=seed))
+    return path

@@ -14,7 +14,6 @@ be gs:// (geopandas/fsspec read them).
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import logging
@@ -23,7 +22,12 @@ import sys
 
 import numpy as np
 
+from tessera.config import ConfigError, add_flags, from_args
+from tessera.pipelines import common
 from tessera.transforms.buildings import metrics as buildings_metrics
+from tessera.transforms.buildings.config import BuildingsEvalConfig
+
+PROG = "tessera buildings-eval"
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +128,12 @@ def write_png(path: str, outcome: dict, metrics: dict, image=None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    p = argparse.ArgumentParser(prog="tessera buildings-eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--predictions", required=True, help="output dir of `tessera buildings` (or one file)")
-    p.add_argument("--labels", required=True, help="label file (GeoJSON, GeoParquet, ...)")
-    p.add_argument("--image", default="", help="GeoTIFF to draw under the overlay (also fixes the CRS)")
-    p.add_argument("--min-confidence", type=float, default=0.0, help="ignore predictions below this")
-    p.add_argument("--output-json", default="", help="also write the metrics here")
-    p.add_argument("--png", default="", help="write the overlay PNG here")
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    parser = common.make_parser(PROG, __doc__)
+    add_flags(parser, BuildingsEvalConfig)
+    try:
+        args = from_args(BuildingsEvalConfig, parser.parse_args(sys.argv[1:] if argv is None else argv))
+    except ConfigError as err:
+        return common.input_error(PROG, err)
 
     preds, labels = read_predictions(args.predictions), read_labels(args.labels)
     image = _read_image(args.image) if args.image else None

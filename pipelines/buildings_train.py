@@ -19,7 +19,6 @@ Training is not a Beam job: it is one process on one accelerator (or CPU); run i
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import logging
@@ -31,7 +30,12 @@ import time
 import numpy as np
 
 from tessera import fileio
+from tessera.config import ConfigError, add_flags, from_args, to_dict
+from tessera.pipelines import common
 from tessera.training.buildings import data as bt
+from tessera.training.buildings.config import BuildingsTrainConfig
+
+PROG = "tessera buildings-train"
 
 log = logging.getLogger(__name__)
 
@@ -44,43 +48,6 @@ def _seed_range(text: str) -> list[int]:
         a, b = text.split(":")
         return list(range(int(a), int(b)))
     return [int(s) for s in text.split(",")]
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="tessera buildings-train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = p.add_argument_group("data")
-    data.add_argument("--images", default="", help="glob of labelled GeoTIFFs")
-    data.add_argument("--labels", default="", help="vector label file or glob (GeoJSON, GeoParquet, ...)")
-    data.add_argument("--unlabelled", default="", help="glob of unlabelled GeoTIFFs for self-training")
-    data.add_argument("--synthetic-seeds", default="", help="render labelled scenes for seeds 'A:B' or 'a,b'")
-    data.add_argument("--synthetic-unlabelled-seeds", default="", help="render unlabelled scenes for seeds")
-    data.add_argument("--synthetic-size", type=int, default=512, help="pixels per side of rendered scenes")
-    data.add_argument("--val-seeds", default="", help="synthetic seeds for the pixel scores in the card")
-    data.add_argument("--processes", type=int, default=0, help="worker processes for rendering (0: cpu count)")
-    train = p.add_argument_group("training")
-    train.add_argument("--output", required=True, help="output .msgpack (a .json card is written beside it)")
-    train.add_argument("--steps", type=int, default=3000, help="supervised (teacher) steps")
-    train.add_argument("--student-steps", type=int, default=2000, help="self-training (student) steps")
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--crop", type=int, default=256, help="training crop size (multiple of 16)")
-    train.add_argument("--chip", type=int, default=512, help="tiles are held on the device as chips of this size")
-    train.add_argument("--lr", type=float, default=2e-3)
-    train.add_argument("--mixup", action=argparse.BooleanOptionalAction, default=True)
-    train.add_argument("--mixup-alpha", type=float, default=0.4)
-    train.add_argument("--self-training", action=argparse.BooleanOptionalAction, default=True)
-    train.add_argument("--kl-weight", type=float, default=1.0)
-    train.add_argument("--w0", type=float, default=10.0, help="separation weight amplitude")
-    train.add_argument("--sigma-m", type=float, default=2.5, help="separation weight width, metres")
-    train.add_argument("--gsd-m", type=float, default=0.5, help="metres per pixel of the training data")
-    train.add_argument("--base", type=int, default=16)
-    train.add_argument("--max-channels", type=int, default=128)
-    train.add_argument("--tiny", action="store_true", help="the tiny test model (base 4, max 16)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--max-seconds", type=float, default=None, help="cap per phase (stops early)")
-    train.add_argument("--save-dtype", choices=["float32", "float16"], default="float32")
-    train.add_argument("--log-every", type=int, default=100)
-    return p.parse_args(argv)
 
 
 def _map(fn, items, processes):
@@ -139,24 +106,30 @@ def _save(path: str, params, dtype: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    sigma = args.sigma_m / args.gsd_m
+    argv = sys.argv[1:] if argv is None else argv
+    parser = common.make_parser(PROG, __doc__)
+    add_flags(parser, BuildingsTrainConfig)
+    try:
+        config = from_args(BuildingsTrainConfig, parser.parse_args(argv))
+    except ConfigError as err:
+        return common.input_error(PROG, err)
+    sigma = config.sigma_px
     t0 = time.time()
     labelled: list[bt.Tile] = []
     unlabelled: list[bt.Tile] = []
-    seeds = _seed_range(args.synthetic_seeds)
-    useeds = _seed_range(args.synthetic_unlabelled_seeds) if args.self_training else []
-    vseeds = _seed_range(args.val_seeds)
-    jobs = ([(s, args.synthetic_size, args.w0, sigma, True) for s in seeds + vseeds]
-            + [(s, args.synthetic_size, args.w0, sigma, False) for s in useeds])
-    rendered = _map(bt.synthetic_tile, jobs, args.processes)
+    seeds = _seed_range(config.synthetic_seeds)
+    useeds = _seed_range(config.synthetic_unlabelled_seeds) if config.self_training else []
+    vseeds = _seed_range(config.val_seeds)
+    jobs = ([(s, config.synthetic_size, config.w0, sigma, True) for s in seeds + vseeds]
+            + [(s, config.synthetic_size, config.w0, sigma, False) for s in useeds])
+    rendered = _map(bt.synthetic_tile, jobs, config.processes)
     labelled += rendered[:len(seeds)]
     val = rendered[len(seeds):len(seeds) + len(vseeds)]
     unlabelled += rendered[len(seeds) + len(vseeds):]
-    if args.images:
-        labelled += read_geotiff_tiles(args.images, args.labels, w0=args.w0, sigma=sigma)
-    if args.unlabelled and args.self_training:
-        unlabelled += read_unlabelled_tiles(args.unlabelled)
+    if config.images:
+        labelled += read_geotiff_tiles(config.images, config.labels, w0=config.w0, sigma=sigma)
+    if config.unlabelled and config.self_training:
+        unlabelled += read_unlabelled_tiles(config.unlabelled)
     data_seconds = time.time() - t0
     log.info("data: %d labelled, %d unlabelled, %d val tiles in %.1fs", len(labelled), len(unlabelled),
              len(val), data_seconds)
@@ -164,36 +137,37 @@ def main(argv: list[str] | None = None) -> int:
     from tessera.models import unet
     from tessera.training.buildings import trainer as buildings_trainer
 
-    model_cfg = dict(unet.TINY_CONFIG) if args.tiny else {"base": args.base, "max_channels": args.max_channels,
+    model_cfg = dict(unet.TINY_CONFIG) if config.tiny else {"base": config.base, "max_channels": config.max_channels,
                                                           "depth": 4}
     cfg = buildings_trainer.TrainConfig(
-        steps=args.steps, student_steps=args.student_steps, batch_size=args.batch_size, crop=args.crop, chip=args.chip,
-        lr=args.lr, mixup=args.mixup, mixup_alpha=args.mixup_alpha, self_training=args.self_training,
-        kl_weight=args.kl_weight, seed=args.seed, log_every=args.log_every, max_seconds=args.max_seconds,
-        **model_cfg)
+        steps=config.steps, student_steps=config.student_steps, batch_size=config.batch_size,
+        crop=config.crop, chip=config.chip, lr=config.lr, mixup=config.mixup,
+        mixup_alpha=config.mixup_alpha, self_training=config.self_training,
+        kl_weight=config.kl_weight, seed=config.seed, log_every=config.log_every,
+        max_seconds=config.max_seconds, **model_cfg)
 
     def checkpoint(phase, params):  # the teacher is kept too: a cut-off run still leaves a model
         if phase == "teacher" and cfg.self_training and unlabelled:
-            _save(args.output.replace(".msgpack", "") + ".teacher.msgpack", params, args.save_dtype)
+            _save(config.output.replace(".msgpack", "") + ".teacher.msgpack", params, config.save_dtype)
 
     params, summary = buildings_trainer.train(cfg, labelled, unlabelled, on_phase_end=checkpoint)
-    _save(args.output, params, args.save_dtype)
+    _save(config.output, params, config.save_dtype)
     card = {
-        "command": "tessera buildings-train " + " ".join(sys.argv[1:] if argv is None else argv),
-        "config": {**vars(args), "sigma_px": sigma},
-        "model": {**model_cfg, "params": summary["params"], "save_dtype": args.save_dtype},
+        "command": "tessera buildings-train " + " ".join(argv),
+        "config": {**to_dict(config), "sigma_px": sigma},
+        "model": {**model_cfg, "params": summary["params"], "save_dtype": config.save_dtype},
         "data": {"labelled_tiles": len(labelled), "unlabelled_tiles": len(unlabelled),
-                 "synthetic_seeds": args.synthetic_seeds, "synthetic_unlabelled_seeds": args.synthetic_unlabelled_seeds,
-                 "images": args.images, "labels": args.labels, "unlabelled": args.unlabelled},
+                 "synthetic_seeds": config.synthetic_seeds, "synthetic_unlabelled_seeds": config.synthetic_unlabelled_seeds,
+                 "images": config.images, "labels": config.labels, "unlabelled": config.unlabelled},
         "device": summary["device"], "phases": summary["phases"], "history": summary["history"],
         "seconds": {"data": round(data_seconds, 1), "total": round(time.time() - t0, 1)},
     }
     if val:
         card["val_pixel_scores"] = buildings_trainer.pixel_scores(params, model_cfg, val)
         log.info("val pixel scores: %s", card["val_pixel_scores"])
-    card_path = os.path.splitext(args.output)[0] + ".json"
+    card_path = os.path.splitext(config.output)[0] + ".json"
     fileio.atomic_write_text(card_path, json.dumps(card, indent=1, default=str))
-    log.info("wrote %s and %s", args.output, card_path)
+    log.info("wrote %s and %s", config.output, card_path)
     return 0
 
 

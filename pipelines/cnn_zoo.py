@@ -26,52 +26,40 @@ import sys
 
 import apache_beam as beam
 
+from tessera.config import ConfigError, to_dict
 from tessera.pipelines import common
 from tessera.transforms.core import outputs
 from tessera.transforms.core.progress import LogProgress
-from tessera.transforms.zoo.datasets import OFFLINE, TFDS, UnknownDatasetError, check_name, load_dataset
+from tessera.transforms.zoo.config import ZooConfig
+from tessera.transforms.zoo.datasets import UnknownDatasetError, load_dataset
 from tessera.transforms.zoo.sampling import populations
 from tessera.training.zoo.stages import AssembleZoo, TrainPopulations
 
+PROG = "tessera cnn-zoo"
 
-def build(pipeline: beam.Pipeline, config: dict):
+
+def build(pipeline: beam.Pipeline, config: ZooConfig):
     """Populations -> Reshuffle -> TrainPopulations (hinted) -> AssembleZoo -> manifest."""
-    check_name(config["dataset"])  # a clear error before anything runs
-    pops = populations(config["seed"], config["num_networks"], config["population"])
+    pops = populations(config.seed, config.num_networks, config.population)
     shards, dead = (pipeline
                     | "Populations" >> beam.Create(pops)
                     | "Spread" >> beam.Reshuffle()
                     | "Progress" >> LogProgress("cnn_zoo", "populations", every=10)
                     | "TrainPopulations" >> TrainPopulations(config))
     files = shards | "AssembleZoo" >> AssembleZoo(config)
-    dead_files = dead | "WriteDeadLetters" >> outputs.WriteDeadLetters(config["output"])
+    dead_files = dead | "WriteDeadLetters" >> outputs.WriteDeadLetters(config.output)
     return {"populations": shards, "files": files, "dead_letters": dead,
             "dead_letter_files": dead_files} | "Finalize" >> outputs.FinalizeOutput(
-        config["output"], workload="cnn-zoo", config=config)
+        config.output, workload="cnn-zoo", config=to_dict(config))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = common.make_parser("tessera cnn-zoo", __doc__)
-    parser.add_argument("--dataset", required=True, help=f"offline {OFFLINE} or TFDS {TFDS}")
-    parser.add_argument("--num-networks", type=int, required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--epochs", type=int, default=86, help="training epochs (the release: 86)")
-    parser.add_argument("--population", type=int, default=64, help="max networks per vmapped population")
-    parser.add_argument("--seed", type=int, default=0, help="zoo seed; network i's config hashes (seed, i)")
-    parser.add_argument("--resume", action="store_true",
-                        help="reuse shards of an interrupted run into the same --output (checked row by row)")
-    common.add_accelerator_flag(parser)
-    args, options = common.parse_pipeline_args(parser, argv)
     common.setup_logging()
-    if args.num_networks < 1 or args.population < 1 or args.epochs < 0:
-        parser.error("--num-networks and --population must be >= 1 and --epochs >= 0")
-    config = {"dataset": args.dataset, "num_networks": args.num_networks, "output": args.output,
-              "epochs": args.epochs, "population": args.population, "seed": args.seed,
-              "accelerator": args.accelerator, "resume": args.resume}
     try:
-        load_dataset(args.dataset)  # fail fast on the driver with the loader's message
-    except UnknownDatasetError as err:  # unknown name, or a TFDS set that cannot be fetched
-        return common.input_error("tessera cnn-zoo", err)
+        config, _, options = common.parse_config(PROG, __doc__, ZooConfig, argv)
+        load_dataset(config.dataset)  # fail fast on the driver with the loader's message
+    except (ConfigError, UnknownDatasetError) as err:  # also a TFDS set that cannot be fetched
+        return common.input_error(PROG, err)
     common.run_pipeline(build, config, options)
     return 0
 

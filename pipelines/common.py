@@ -1,4 +1,4 @@
-"""Plumbing every workload's `main` shares: flag splitting, the accelerator flag, running."""
+"""Plumbing every workload's `main` shares: flags -> config (tessera.config), Beam's flags, running."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,8 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from tessera.config import add_flags, from_args
+
 BEAM_FLAGS_HELP = (
     "Flags this workload does not know are handed to Beam's PipelineOptions, e.g. "
     "--runner DataflowRunner --project P --region R --temp_location gs://B/tmp "
@@ -22,13 +24,6 @@ def make_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     """ArgumentParser whose help shows the module docstring (local and Dataflow commands)."""
     return argparse.ArgumentParser(prog=prog, description=doc, epilog=BEAM_FLAGS_HELP,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-
-
-def add_accelerator_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--accelerator", default=None,
-        help="Beam resource hint for the model stage only, e.g. "
-             "'type:nvidia-l4;count:1;install-nvidia-driver'. Default: none (CPU).")
 
 
 # Without --runner, Beam's DirectRunner first tries its Prism runner, which downloads a binary
@@ -46,6 +41,26 @@ def parse_pipeline_args(parser: argparse.ArgumentParser, argv: list[str] | None)
     if standard.runner is None:
         standard.runner = LOCAL_RUNNER
     return args, options
+
+
+def parse_config(prog: str, doc: str | None, config_cls, argv: list[str] | None, *,
+                 extra_flags: Callable[[argparse.ArgumentParser], None] | None = None,
+                 derive: Callable[[argparse.Namespace], dict] | None = None):
+    """The one way a workload's flags become its config: flags generated from `config_cls`'s
+    fields (plus `extra_flags` for inputs the config derives from), Beam's flags handed through.
+
+    `derive(args)` returns the fields computed from such inputs. Returns (config, args, options).
+
+    Raises:
+        tessera.config.ConfigError: a value outside what is allowed (the message says what is).
+    """
+    parser = make_parser(prog, doc)
+    add_flags(parser, config_cls)
+    if extra_flags is not None:
+        extra_flags(parser)
+    args, options = parse_pipeline_args(parser, sys.argv[1:] if argv is None else argv)
+    values = derive(args) if derive is not None else {}
+    return from_args(config_cls, args, **values), args, options
 
 
 def counters(result) -> dict[str, int]:

@@ -23,50 +23,30 @@ Dataflow, CPU workers (OCR): same without --accelerator/--sdk_container_image, -
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 
 import apache_beam as beam
 
 from tessera import fileio
-from tessera.models.registry import make_handler, parse_model
+from tessera.config import ConfigError, to_dict
+from tessera.fileio import join
+from tessera.models.registry import make_handler, parse
 from tessera.pipelines import common
-from tessera.transforms.label import decode as label_decode
+from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters, is_complete
+from tessera.transforms.label.config import LabelConfig
 from tessera.transforms.label.input_stages import ReadDoneKeys, ReadLabelInputs
 from tessera.transforms.label.inputs import ERRORS_SUBDIR, LABELS_SUBDIR
 from tessera.transforms.label.stages import BatchBySizeBucket, LabelBatches, WriteLabelShards
-from tessera.fileio import join
-from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters, is_complete
 
 WORKLOAD = "label"
-
-
-@dataclasses.dataclass(frozen=True)
-class LabelConfig:
-    inputs: tuple[str, ...]
-    output: str
-    model: str
-    prompt: str = ""
-    batch_size: int = 8
-    resume: bool = False
-    accelerator: str | None = None
-    input_format: str = "auto"
-    image_column: str | None = None
-    key_column: str | None = None
-    max_pixels: int = label_decode.DEFAULT_MAX_PIXELS
-    max_file_bytes: int = 256 << 20
-    bucket_shards: int = 16
-    rows_per_shard: int = 5000
-    run_id: str = "run"
-    resolution: int | None = None
-    max_decode_len: int | None = None
-    top_k: int = 5
+PROG = "tessera label"
+__all__ = ["LabelConfig", "build", "main"]
 
 
 def build(pipeline: beam.Pipeline, config: LabelConfig) -> dict:
     """Wire the label stages; returns the named output PCollections."""
-    spec = parse_model(config.model)
+    spec = parse(config.model, workload=WORKLOAD)
     handler = make_handler(spec, batch_size=config.batch_size, accelerator=config.accelerator,
                            resolution=config.resolution, max_decode_len=config.max_decode_len,
                            top_k=config.top_k)
@@ -91,7 +71,7 @@ def build(pipeline: beam.Pipeline, config: LabelConfig) -> dict:
         config.output, subdir=ERRORS_SUBDIR, prefix=f"dead_letters-{config.run_id}")
     manifest = {"labelled": labelled["main"], "errors": dead, "label_shards": shards,
                 "error_files": dead_files} | "Finalize" >> FinalizeOutput(
-        config.output, workload=WORKLOAD, config=dataclasses.asdict(config),
+        config.output, workload=WORKLOAD, config=to_dict(config),
         inputs=input_fingerprint(config, read_step.input_format), model_path=model_file(spec),
         extra={"model": spec.name, "run_id": config.run_id})
     return {"labels": labelled["main"], "dead_letters": dead, "shards": shards,
@@ -108,12 +88,12 @@ def input_fingerprint(config: LabelConfig, input_format: str):
 
 def model_file(spec) -> str | None:
     """The file whose checksum the manifest records (OCR weights are the pinned wheel's)."""
-    if spec.kind == "paligemma":
+    if spec.family == "paligemma":
         if spec.tokenizer:
             return spec.path
         from tessera.models.paligemma.paths import resolve_paths
         return resolve_paths(spec.path)[0]
-    if spec.kind == "savedmodel":
+    if spec.family == "savedmodel":
         return join(spec.path, "saved_model.pb")
     return None
 
@@ -135,50 +115,12 @@ def prepare_output(config: LabelConfig) -> None:
         fileio.delete([join(config.output, "COMPLETED")])
 
 
-def parse_args(argv):
-    parser = common.make_parser("tessera label", __doc__)
-    parser.add_argument("--input", required=True, action="append",
-                        help="glob of images (jpg/png/tiff/webp) or of Parquet/TFRecord files; "
-                             "repeatable")
-    parser.add_argument("--output", required=True, help="output directory (local or gs://)")
-    parser.add_argument("--model", required=True,
-                        help="ocr | paligemma:CKPT.npz|DIR[,TOKENIZER.model] | savedmodel:DIR")
-    parser.add_argument("--prompt", default="", help="PaliGemma prompt, e.g. 'caption en'")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--resume", action="store_true",
-                        help="skip keys already labelled (or dead-lettered) in --output")
-    parser.add_argument("--input-format", choices=["auto", "images", "parquet", "tfrecord"],
-                        default="auto")
-    parser.add_argument("--image-column", default=None,
-                        help="Parquet column / TFRecord feature with encoded image bytes "
-                             "(default: first of image/encoded, image, ...)")
-    parser.add_argument("--key-column", default=None,
-                        help="column / feature with the record id (default: id, key, ...)")
-    parser.add_argument("--max-pixels", type=int, default=label_decode.DEFAULT_MAX_PIXELS,
-                        help="larger images are refused as decompression bombs")
-    parser.add_argument("--bucket-shards", type=int, default=16,
-                        help="parallel batchers per size bucket")
-    parser.add_argument("--resolution", type=int, default=None, help="PaliGemma: 224, 448 or 896")
-    parser.add_argument("--max-decode-len", type=int, default=None, help="PaliGemma answer tokens")
-    parser.add_argument("--top-k", type=int, default=5, help="SavedModel classes per image")
-    parser.add_argument("--run-id", default=None, help="names this run's error files "
-                        "(default: UTC timestamp)")
-    common.add_accelerator_flag(parser)
-    return common.parse_pipeline_args(parser, argv)
-
-
 def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
-    args, options = parse_args(sys.argv[1:] if argv is None else argv)
-    import datetime
-    run_id = args.run_id or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    config = LabelConfig(
-        inputs=tuple(args.input), output=args.output, model=args.model, prompt=args.prompt,
-        batch_size=args.batch_size, resume=args.resume, accelerator=args.accelerator,
-        input_format=args.input_format, image_column=args.image_column,
-        key_column=args.key_column, max_pixels=args.max_pixels, bucket_shards=args.bucket_shards,
-        run_id=run_id, resolution=args.resolution, max_decode_len=args.max_decode_len,
-        top_k=args.top_k)
+    try:
+        config, _, options = common.parse_config(PROG, __doc__, LabelConfig, argv)
+    except ConfigError as err:
+        return common.input_error(PROG, err)
     prepare_output(config)
     counts = common.run_pipeline(build, config, options)
     logging.info("label: inputs=%s labelled=%s skipped_done=%s dead_letters=%s",

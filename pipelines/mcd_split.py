@@ -26,81 +26,40 @@ import sys
 
 import apache_beam as beam
 
+from tessera.config import ConfigError, to_dict
 from tessera.pipelines import common
-from tessera.transforms.mcd import compounds
-from tessera.transforms.mcd import greedy as mcd_greedy
-from tessera.transforms.mcd import split as mcd_split
-from tessera.transforms.mcd import stages as mcd_stages
 from tessera.transforms.core import outputs
 from tessera.transforms.core.progress import LogProgress
+from tessera.transforms.mcd import split as mcd_split
+from tessera.transforms.mcd import stages as mcd_stages
+from tessera.transforms.mcd.config import McdSplitConfig
+
+PROG = "tessera mcd-split"
 
 
-def build(pipeline: beam.Pipeline, config: dict):
+def build(pipeline: beam.Pipeline, config: McdSplitConfig):
     """Read -> ExtractAtomsAndCompounds -> gather -> greedy split -> write -> manifest."""
     examples, dead = (pipeline
-                      | "Read" >> mcd_stages.ReadIndexed(config["dataset"])
+                      | "Read" >> mcd_stages.ReadIndexed(config.dataset)
                       | "Progress" >> LogProgress("mcd_split", "read", every=20000)
-                      | "Extract" >> mcd_stages.ExtractAtomsAndCompounds(config["max_compound_size"]))
+                      | "Extract" >> mcd_stages.ExtractAtomsAndCompounds(config.max_compound_size))
     written = (examples
                | "Gather" >> beam.combiners.ToList()
                | "Split" >> beam.Map(mcd_split.make_split, config)
-               | "Write" >> beam.FlatMap(mcd_split.write_split_outputs, config["output"]))
-    dead_files = dead | "WriteDeadLetters" >> outputs.WriteDeadLetters(config["output"])
-    inputs = [] if config["dataset"] == "scan" else [config["dataset"]]
+               | "Write" >> beam.FlatMap(mcd_split.write_split_outputs, config.output))
+    dead_files = dead | "WriteDeadLetters" >> outputs.WriteDeadLetters(config.output)
+    inputs = [] if config.dataset == "scan" else [config.dataset]
     return {"examples": examples, "files": written, "dead_letters": dead,
             "dead_letter_files": dead_files} | "Finalize" >> outputs.FinalizeOutput(
-        config["output"], workload="mcd-split", config=config, inputs=inputs)
-
-
-def default_compound_size(dataset: str) -> int:
-    return compounds.SCAN_MAX_SIZE if dataset == "scan" else compounds.DEFAULT_MAX_SIZE
-
-
-def parse_args(argv):
-    parser = common.make_parser("tessera mcd-split", __doc__)
-    parser.add_argument("--dataset", required=True, help="'scan' or a JSONL file (local or gs://)")
-    parser.add_argument("--output", required=True, help="output directory")
-    parser.add_argument("--train", type=float, default=0.4, help="train fraction of all examples")
-    parser.add_argument("--dev", type=float, default=0.05, help="dev fraction")
-    parser.add_argument("--test", type=float, default=0.05, help="test fraction")
-    parser.add_argument("--max-atom-divergence", type=float, default=0.02)
-    parser.add_argument("--target-compound-divergence", type=float, default=None,
-                        help="aim at this D_C instead of maximizing it (divergence-curve splits)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--random-baseline", action="store_true",
-                        help="a keyed-random split of the same sizes instead of MCD")
-    parser.add_argument("--max-compound-size", type=int, default=None,
-                        help="largest compound (nodes of a rooted sub-tree) to extract; default "
-                             f"{compounds.SCAN_MAX_SIZE} for scan, {compounds.DEFAULT_MAX_SIZE} for files")
-    parser.add_argument("--candidates-per-step", type=int, default=mcd_greedy.GreedyConfig.candidates_per_step,
-                        help="keyed-random candidates scored per greedy step")
-    parser.add_argument("--restarts", type=int, default=mcd_greedy.GreedyConfig.restarts,
-                        help="independent greedy runs (keyed by seed and run); the best is kept")
-    parser.add_argument("--swap-steps", type=int, default=mcd_greedy.GreedyConfig.swap_steps,
-                        help="swap-search steps after the greedy (0: none)")
-    args, options = common.parse_pipeline_args(parser, argv)
-    mcd_split.check_fractions(args.train, args.dev, args.test)
-    if args.max_compound_size is None:
-        args.max_compound_size = default_compound_size(args.dataset)
-    if args.target_compound_divergence is not None and not 0.0 <= args.target_compound_divergence <= 1.0:
-        raise ValueError("--target-compound-divergence must be in [0, 1]")
-    if args.restarts < 1 or args.swap_steps < 0:
-        raise ValueError("--restarts must be >= 1 and --swap-steps >= 0")
-    if args.max_compound_size < 2:
-        raise ValueError("--max-compound-size must be >= 2 (compounds have at least two rules)")
-    config = {k: getattr(args, k) for k in (
-        "dataset", "output", "train", "dev", "test", "max_atom_divergence", "target_compound_divergence",
-        "seed", "random_baseline", "max_compound_size", "candidates_per_step", "restarts",
-        "swap_steps")}
-    return config, options
+        config.output, workload="mcd-split", config=to_dict(config), inputs=inputs)
 
 
 def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
     try:
-        config, options = parse_args(argv)
-    except ValueError as err:
-        return common.input_error("tessera mcd-split", err)
+        config, _, options = common.parse_config(PROG, __doc__, McdSplitConfig, argv)
+    except ConfigError as err:
+        return common.input_error(PROG, err)
     common.run_pipeline(build, config, options)
     return 0
 

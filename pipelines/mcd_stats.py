@@ -22,10 +22,13 @@ import sys
 import apache_beam as beam
 
 from tessera import fileio
+from tessera.config import ConfigError
 from tessera.pipelines import common
-from tessera.transforms.mcd import compounds
 from tessera.transforms.mcd import divergence
 from tessera.transforms.mcd import stages as mcd_stages
+from tessera.transforms.mcd.config import McdStatsConfig
+
+PROG = "tessera mcd-stats"
 
 
 def _keyed_example(line: str):
@@ -50,40 +53,32 @@ def split_stats(records: list[dict], split: dict) -> dict:
     return out
 
 
-def build(pipeline: beam.Pipeline, config: dict):
-    split = json.loads(fileio.read_bytes(config["split"]))
-    if config.get("examples"):
+def build(pipeline: beam.Pipeline, config: McdStatsConfig):
+    split = json.loads(fileio.read_bytes(config.split))
+    if config.examples:
         records = (pipeline
-                   | "ReadExamples" >> beam.io.ReadFromText(config["examples"])
+                   | "ReadExamples" >> beam.io.ReadFromText(config.examples)
                    | "Parse" >> beam.Map(lambda line: _keyed_example(line)[1]))
     else:
         records, _ = (pipeline
-                      | "Read" >> mcd_stages.ReadIndexed(config["dataset"])
-                      | "Extract" >> mcd_stages.ExtractAtomsAndCompounds(config["max_compound_size"]))
+                      | "Read" >> mcd_stages.ReadIndexed(config.dataset)
+                      | "Extract" >> mcd_stages.ExtractAtomsAndCompounds(config.max_compound_size))
     stats = (records
              | "Gather" >> beam.combiners.ToList()
              | "Stats" >> beam.Map(split_stats, split))
-    if config.get("output"):
-        stats | "Write" >> beam.Map(lambda s: fileio.atomic_write_json(config["output"], s))
+    if config.output:
+        output = config.output
+        stats | "Write" >> beam.Map(lambda s: fileio.atomic_write_json(output, s))
     stats | "Log" >> beam.Map(lambda s: print(json.dumps(s, indent=2)))
     return stats
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = common.make_parser("tessera mcd-stats", __doc__)
-    parser.add_argument("--split", required=True, help="split JSON (trainIdxs, devIdxs, testIdxs)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--examples", help="examples.jsonl from mcd-split (atoms, compounds, index)")
-    source.add_argument("--dataset", help="'scan' or JSONL with derivations / atoms+compounds")
-    parser.add_argument("--output", default=None, help="write the stats JSON here too")
-    parser.add_argument("--max-compound-size", type=int, default=None,
-                        help="as for mcd-split (default 8 for scan, 4 for files)")
-    args, options = common.parse_pipeline_args(parser, argv)
     common.setup_logging()
-    config = vars(args)
-    if config["max_compound_size"] is None:
-        config["max_compound_size"] = (compounds.SCAN_MAX_SIZE if args.dataset == "scan"
-                                       else compounds.DEFAULT_MAX_SIZE)
+    try:
+        config, _, options = common.parse_config(PROG, __doc__, McdStatsConfig, argv)
+    except ConfigError as err:
+        return common.input_error(PROG, err)
     logging.info("mcd-stats: %s", config)
     common.run_pipeline(build, config, options)
     return 0

@@ -18,7 +18,6 @@ Dataflow (CPU workers; no accelerator needed):
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import sys
@@ -27,10 +26,12 @@ import uuid
 import apache_beam as beam
 
 from tessera import fileio
-from tessera.pipelines.common import input_error, make_parser, parse_pipeline_args, run_pipeline, setup_logging
+from tessera.config import ConfigError
+from tessera.pipelines.common import input_error, parse_config, run_pipeline, setup_logging
 from tessera.schemas.mixture import MixtureConfig, MixtureConfigError
 from tessera.schemas.records import DeadLetter
 from tessera.transforms.mixture import stages as st
+from tessera.transforms.mixture.config import MixtureJobConfig
 from tessera.transforms.mixture.dedup_stages import ExactDedupFn, NearDuplicateLosers
 from tessera.transforms.mixture.read_stages import ReadSource
 from tessera.transforms.mixture.prepare_stages import REJECTED, PrepareFn
@@ -40,13 +41,7 @@ from tessera.fileio import join, match_paths
 from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters
 
 WORKLOAD = "mixture"
-
-
-@dataclasses.dataclass(frozen=True)
-class MixtureRun:
-    mixture: MixtureConfig
-    output: str
-    fragment_buffer_bytes: int = 64 << 20  # per slot-assigning worker, before fragments are written
+PROG = "tessera mixture"
 
 
 def check_globs(mixture: MixtureConfig) -> list[str]:
@@ -63,7 +58,7 @@ def check_globs(mixture: MixtureConfig) -> list[str]:
     return sorted(set(eval_paths))
 
 
-def build(pipeline: beam.Pipeline, run: MixtureRun) -> dict:
+def build(pipeline: beam.Pipeline, run: MixtureJobConfig) -> dict:
     """Wire the mixture stages; returns the PCollections of written paths."""
     mix, out = run.mixture, run.output
     eval_paths = check_globs(mix)
@@ -155,22 +150,24 @@ def build(pipeline: beam.Pipeline, run: MixtureRun) -> dict:
     return outputs
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = make_parser("tessera mixture", __doc__)
+def _mixture_flags(parser) -> None:
     parser.add_argument("--config", required=True, help="mixture YAML/JSON path, or registry:NAME")
-    parser.add_argument("--output", required=True, help="output directory (local or gs://)")
     parser.add_argument("--module_import", action="append", default=[], metavar="MODULE",
                         help="import MODULE first (it registers mixtures for registry:NAME); "
                              "repeatable")
-    args, options = parse_pipeline_args(parser, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
-        run = MixtureRun(load_mixture(args.config, tuple(args.module_import)), args.output)
+        run, _, options = parse_config(
+            PROG, __doc__, MixtureJobConfig, argv, extra_flags=_mixture_flags,
+            derive=lambda a: {"mixture": load_mixture(a.config, tuple(a.module_import))})
         check_globs(run.mixture)
-    except MixtureConfigError as e:
-        return input_error("tessera mixture", e)
+    except (ConfigError, MixtureConfigError) as e:
+        return input_error(PROG, e)
     run_pipeline(build, run, options)
-    with fileio.open_read(join(args.output, "stats.json")) as f:
+    with fileio.open_read(join(run.output, "stats.json")) as f:
         stats = json.load(f)
     logging.info("mixture %s: %s", run.mixture.name, json.dumps(stats["totals"], sort_keys=True))
     return 0

@@ -21,18 +21,15 @@ import sys
 import apache_beam as beam
 
 from tessera import fileio
+from tessera.config import ConfigError, to_dict
 from tessera.pipelines import common
 from tessera.transforms.core import outputs
 from tessera.transforms.mcd import scan as mcd_scan
+from tessera.transforms.mcd.config import ScanGenerateConfig
 from tessera.transforms.core.progress import LogProgress
 
 N_CHUNKS = 16
-
-
-def derivations_path(output: str) -> str:
-    """Default JSONL path next to the text file: `tasks.txt` -> `tasks.jsonl`."""
-    stem = output[:-4] if output.endswith(".txt") else output
-    return stem + ".jsonl"
+PROG = "tessera scan-generate"
 
 
 def chunk_examples(chunk: int, n_chunks: int = N_CHUNKS):
@@ -50,7 +47,7 @@ def _write_sorted(records: list[dict], text_path: str, jsonl_path: str) -> list[
     return [text_path, jsonl_path]
 
 
-def build(pipeline: beam.Pipeline, config: dict):
+def build(pipeline: beam.Pipeline, config: ScanGenerateConfig):
     """Generate (in parallel chunks) -> gather -> write both files in index order -> manifest."""
     examples = (pipeline
                 | "Chunks" >> beam.Create(list(range(N_CHUNKS)))
@@ -58,21 +55,17 @@ def build(pipeline: beam.Pipeline, config: dict):
                 | "Progress" >> LogProgress("scan_generate", "examples", every=5000))
     written = (examples
                | "Gather" >> beam.combiners.ToList()
-               | "WriteFiles" >> beam.FlatMap(_write_sorted, config["output"], config["derivations"]))
+               | "WriteFiles" >> beam.FlatMap(_write_sorted, config.output, config.derivations))
     return {"examples": examples, "files": written} | "Finalize" >> outputs.FinalizeOutput(
-        config["manifest_dir"], workload="scan-generate", config=config)
+        config.manifest_dir, workload="scan-generate", config=to_dict(config))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = common.make_parser("tessera scan-generate", __doc__)
-    parser.add_argument("--output", required=True, help="text file in the official SCAN format")
-    parser.add_argument("--derivations", default=None,
-                        help="JSONL with derivations (default: OUTPUT with .jsonl instead of .txt)")
-    args, options = common.parse_pipeline_args(parser, argv)
     common.setup_logging()
-    derivations = args.derivations or derivations_path(args.output)
-    manifest_dir = args.output.rsplit("/", 1)[0] if "/" in args.output else "."
-    config = {"output": args.output, "derivations": derivations, "manifest_dir": manifest_dir}
+    try:
+        config, _, options = common.parse_config(PROG, __doc__, ScanGenerateConfig, argv)
+    except ConfigError as err:
+        return common.input_error(PROG, err)
     common.run_pipeline(build, config, options)
     return 0
 

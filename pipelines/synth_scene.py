@@ -19,9 +19,12 @@ import sys
 
 import numpy as np
 
+from tessera.config import ConfigError, add_flags, from_args
+from tessera.training.buildings.config import SynthSceneConfig
 from tessera.training.buildings.scenes import GSD_M, Scene, render_scene
 
-DEFAULT_CENTER = (5.6037, -0.1870)  # Accra: Open Buildings covers Africa
+PROG = "tessera synth-scene"
+DEFAULT_CENTER = SynthSceneConfig(output="", seed=0).latlon  # Accra: Open Buildings covers Africa
 
 
 def utm_epsg(lat: float, lon: float) -> int:
@@ -89,25 +92,17 @@ def write_scene(output_dir: str, seed: int, size: int | tuple[int, int] = 1024,
             "crs": f"EPSG:{epsg}", "seed": int(seed)}
 
 
-def _center(text: str) -> tuple[float, float]:
-    lat, lon = (float(v) for v in text.split(","))
-    if not (-80 <= lat <= 84 and -180 <= lon <= 180):
-        raise argparse.ArgumentTypeError(f"center {text!r} outside UTM latitudes/longitudes")
-    return lat, lon
-
-
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    p = argparse.ArgumentParser(prog="tessera synth-scene", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output", required=True, help="output directory (local or gs://)")
-    p.add_argument("--seed", type=int, required=True, help="scene seed (0..319 trained the shipped model)")
-    p.add_argument("--size", type=int, default=1024, help="pixels per side (0.5 m each)")
-    p.add_argument("--center", type=_center, default=DEFAULT_CENTER, help="LAT,LON of the scene centre")
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.size < 64:
-        p.error("--size must be >= 64")
-    info = write_scene(args.output, args.seed, args.size, args.center)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_flags(parser, SynthSceneConfig)
+    try:
+        config = from_args(SynthSceneConfig, parser.parse_args(sys.argv[1:] if argv is None else argv))
+    except ConfigError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 2
+    info = write_scene(config.output, config.seed, config.size, config.latlon)
     print(json.dumps(info))
     return 0
 

@@ -24,43 +24,44 @@ import sys
 import apache_beam as beam
 
 from tessera import fileio
+from tessera.config import ConfigError, to_dict
 from tessera.pipelines import common
 from tessera.transforms.core import outputs
 from tessera.transforms.zoo import release as zoo_release
+from tessera.transforms.zoo.config import ZooPredictConfig
 from tessera.transforms.zoo.predict_stages import ComputeFeatures, FitAndReport, final_rows
 
+PROG = "tessera zoo-predict"
 
-def build(pipeline: beam.Pipeline, config: dict):
+
+def build(pipeline: beam.Pipeline, config: ZooPredictConfig):
     """Final-checkpoint row chunks -> Reshuffle -> features -> gather -> fit, score, write."""
-    zoo_release.check_zoo(config["zoo"])  # corrupt or missing zoo: clear error before anything runs
-    chunks = final_rows(config["zoo"], config["chunk"])
+    zoo_release.check_zoo(config.zoo)  # corrupt or missing zoo: clear error before anything runs
+    chunks = final_rows(config.zoo, config.chunk)
     features, dead = (pipeline
                       | "RowChunks" >> beam.Create(chunks)
                       | "Spread" >> beam.Reshuffle()
-                      | "Features" >> ComputeFeatures(config["zoo"]))
+                      | "Features" >> ComputeFeatures(config.zoo))
     written = features | "FitAndReport" >> FitAndReport(config)
-    dead_files = dead | "WriteDeadLetters" >> outputs.WriteDeadLetters(config["output"])
+    dead_files = dead | "WriteDeadLetters" >> outputs.WriteDeadLetters(config.output)
     return {"networks": features, "files": written, "dead_letters": dead,
             "dead_letter_files": dead_files} | "Finalize" >> outputs.FinalizeOutput(
-        config["output"], workload="zoo-predict", config=config,
-        inputs=[fileio.join(config["zoo"], name) for name in zoo_release.REQUIRED_FILES])
+        config.output, workload="zoo-predict", config=to_dict(config),
+        inputs=[fileio.join(config.zoo, name) for name in zoo_release.REQUIRED_FILES])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = common.make_parser("tessera zoo-predict", __doc__)
-    parser.add_argument("--zoo", required=True, help="a cnn-zoo output directory")
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--chunk", type=int, default=500, help="networks per feature task")
-    parser.add_argument("--seed", type=int, default=0, help="GBM random_state")
-    args, options = common.parse_pipeline_args(parser, argv)
     common.setup_logging()
-    config = {"zoo": args.zoo, "output": args.output, "chunk": args.chunk, "seed": args.seed}
     try:
-        zoo_release.check_zoo(args.zoo)
-        zoo_release.open_weights(args.zoo)
-        zoo_release.read_metrics(args.zoo)
+        config, _, options = common.parse_config(PROG, __doc__, ZooPredictConfig, argv)
+    except ConfigError as err:
+        return common.input_error(PROG, err)
+    try:
+        zoo_release.check_zoo(config.zoo)
+        zoo_release.open_weights(config.zoo)
+        zoo_release.read_metrics(config.zoo)
     except zoo_release.ZooFormatError as err:
-        return common.input_error("tessera zoo-predict", err)
+        return common.input_error(PROG, err)
     common.run_pipeline(build, config, options)
     return 0
 

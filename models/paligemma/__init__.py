@@ -3,7 +3,7 @@
 `Model` is the loaded, jitted model; `load(path)` takes a checkpoint .npz (tokenizer beside it) or
 a directory holding both. The Beam handler is `models/handlers/paligemma.PaliGemmaModelHandler`.
 """
-from tessera.models.paligemma.configs import PaliGemmaConfig, paligemma_3b, tiny
+from tessera.models.paligemma.configs import PaliGemmaConfig, paligemma_3b, tiny_config
 from tessera.models.paligemma.inference import PaliGemma as Model
 from tessera.models.paligemma.paths import resolve_paths
 
@@ -13,4 +13,10 @@ def load(path: str, **kw) -> Model:
     return Model.load(npz, tokenizer, **kw)
 
 
-__all__ = ["Model", "load", "resolve_paths", "PaliGemmaConfig", "paligemma_3b", "tiny"]
+def write_tiny(directory: str, seed: int = 0) -> str:
+    """The tiny variant on disk (tokenizer + npz); `paligemma:DIR` loads it."""
+    from tessera.models.paligemma.tiny import write_tiny as write
+    return write(directory, seed)
+
+
+__all__ = ["Model", "load", "resolve_paths", "PaliGemmaConfig", "paligemma_3b", "tiny_config", "write_tiny"]

@@ -65,7 +65,7 @@ def paligemma_3b(resolution: int = 224) -> PaliGemmaConfig:
     )
 
 
-def tiny(vocab_size: int = 320, image_size: int = 28, num_kv_heads: int = 1) -> PaliGemmaConfig:
+def tiny_config(vocab_size: int = 320, image_size: int = 28, num_kv_heads: int = 1) -> PaliGemmaConfig:
     """A few-kilobyte variant with the same structure, for tests."""
     return PaliGemmaConfig(
         vision=VisionConfig(width=32, depth=2, mlp_dim=64, num_heads=2, patch_size=14,

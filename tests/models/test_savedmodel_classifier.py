@@ -18,18 +18,8 @@ from tessera.schemas.labels import LabelRequest
 
 @pytest.fixture(scope="module")
 def colour_model(tmp_path_factory):
-    """A fixed-weight 'classifier': mean colour -> (red, green, blue) logits. 8x8 input."""
-    import keras
-    path = str(tmp_path_factory.mktemp("sm") / "colour")
-    inputs = keras.Input((8, 8, 3))
-    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
-    dense = keras.layers.Dense(3, use_bias=False)
-    model = keras.Model(inputs, dense(pooled))
-    dense.set_weights([np.eye(3, dtype=np.float32) * 10.0])
-    model.export(path)
-    with open(os.path.join(path, "labels.txt"), "w") as f:
-        f.write("red\ngreen\nblue\n")
-    return path
+    """The family's tiny variant: mean colour -> (red, green, blue) logits, 8x8 input."""
+    return models_registry.write_tiny("savedmodel", str(tmp_path_factory.mktemp("sm")))
 
 
 def _solid(rgb, size=(20, 30)):
@@ -58,13 +48,13 @@ def test_pure_helpers():
 
 
 def test_registry_parsing():
-    assert models_registry.parse_model("ocr").name == "ocr"
-    spec = models_registry.parse_model("paligemma:/ck/pt_224.npz")
+    assert models_registry.parse("ocr").name == "ocr"
+    spec = models_registry.parse("paligemma:/ck/pt_224.npz")
     assert (spec.path, spec.tokenizer) == ("/ck/pt_224.npz", None)  # resolved by the handler
-    assert models_registry.parse_model("paligemma:a.npz,b.model").tokenizer == "b.model"
+    assert models_registry.parse("paligemma:a.npz,b.model").tokenizer == "b.model"
     for bad in ("nope", "savedmodel", "ocr:/x"):
         with pytest.raises(ValueError):
-            models_registry.parse_model(bad)
+            models_registry.parse(bad)
 
 
 def test_savedmodel_labels_through_the_pipeline(colour_model, tmp_path):

@@ -17,7 +17,7 @@ def test_tiny_model_shapes_learning_and_round_trip(tmp_path):
     src_vocab = seq2seq.Vocab.from_texts(["jump twice", "walk left"])
     tgt_vocab = seq2seq.Vocab.from_texts(["I_JUMP I_TURN_LEFT I_WALK"])
     assert tgt_vocab.decode(tgt_vocab.encode("I_WALK I_JUMP", 6, bos=True)[1:]) == "I_WALK I_JUMP"
-    cfg = seq2seq.Config.tiny(len(src_vocab), len(tgt_vocab))
+    cfg = seq2seq.Config(len(src_vocab), len(tgt_vocab), **seq2seq.TINY_CONFIG)
     cfg = seq2seq.Config(**{**cfg.__dict__, "max_src_len": 4, "max_tgt_len": 6})
     params = seq2seq.init_params(cfg)
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(params))

@@ -33,7 +33,7 @@ def test_malformed_layout_is_rejected():
 
 
 def test_flatten_unflatten_round_trip_and_batched():
-    params = small_cnn.tiny_params(seed=1)
+    params = small_cnn.init_params(seed=1)
     flat = np.asarray(small_cnn.flatten(params))
     assert flat.shape == (4970,)
     assert np.array_equal(flat[:16], params["conv2d"]["bias"])  # bias before kernel
@@ -45,7 +45,7 @@ def test_flatten_unflatten_round_trip_and_batched():
 
 
 def test_flax_module_and_patch_convolution_match_lax():
-    params = small_cnn.tiny_params(seed=2)
+    params = small_cnn.init_params(seed=2)
     x = jax.random.uniform(jax.random.PRNGKey(0), (3, 28, 28, 1), minval=-1, maxval=1)
     ref = small_cnn.Model().apply({"params": params}, x)
     assert ref.shape == (3, 10)

@@ -10,7 +10,7 @@ WEIGHTS = os.path.join(os.path.dirname(unet.__file__), "weights", "unet_building
 
 
 def test_tiny_shapes_and_param_count():
-    model = unet.tiny()
+    model = unet.Model(**unet.TINY_CONFIG)
     params = unet.init_params(model)
     assert unet.config_from_params(params) == unet.TINY_CONFIG
     # enc0 (3->4, 4->4), enc1 (4->8, 8->8), bottleneck (8->8 x2), dec1 (16->8, 8->8), dec0 (12->4, 4->4),
@@ -26,7 +26,7 @@ def test_load_contract_roundtrip(tmp_path):
     from tessera.models import params_io
     from tessera.models.base import JaxModel
 
-    params = unet.init_params(unet.tiny(), seed=3)
+    params = unet.init_params(unet.Model(**unet.TINY_CONFIG), seed=3)
     path = str(tmp_path / "tiny.msgpack")
     params_io.save_params(path, jax.tree_util.tree_map(lambda a: np.asarray(a, np.float16), params))
     jm = unet.load(path)

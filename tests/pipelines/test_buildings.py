@@ -11,7 +11,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from tessera.pipelines.buildings import BuildingsConfig, build
-from tests.fixtures.buildings import RES, load_red_band, rgb_scene, write_tif
+from tests.fixtures.buildings import RED_BAND, RES, rgb_scene, write_tif
 
 # tile 48, overlap 16: stride 32, so core borders sit at multiples of 32 px from the file origin.
 TILE, OVERLAP = 48, 16
@@ -21,8 +21,8 @@ def _run(tmp_path, pattern, **kw):
     out = str(tmp_path / "out")
     model = tmp_path / "red_band.model"  # the manifest records the model file's checksum
     model.write_bytes(b"stand-in: probability = red band")
-    config = BuildingsConfig(input=pattern, output=out, model=str(model), tile_size=TILE, overlap=OVERLAP,
-                             load_fn=load_red_band, min_area_m2=1.0, simplify_px=0.0, **kw)
+    config = BuildingsConfig(input=pattern, output=out, model=f"{RED_BAND.name}:{model}", tile_size=TILE,
+                             overlap=OVERLAP, min_area_m2=1.0, simplify_px=0.0, **kw)
     with TestPipeline() as p:
         build(p, config)
     return out

@@ -58,7 +58,7 @@ def test_every_flag_reaches_the_config(tmp_path, monkeypatch):
     assert {k: getattr(config, k) for k in expected} == expected
     defaults = buildings.BuildingsConfig(input="i", output="o")
     assert all(getattr(defaults, k) != v for k, v in expected.items())  # each flag was really exercised
-    unset = {f.name for f in dataclasses.fields(config)} - set(expected) - {"load_fn"}
+    unset = {f.name for f in dataclasses.fields(config)} - set(expected)
     assert {k: getattr(config, k) for k in unset} == {k: getattr(defaults, k) for k in unset}
 
 

@@ -3,19 +3,17 @@ import logging
 
 import apache_beam as beam
 
-from tessera.pipelines.common import add_accelerator_flag, make_parser, parse_pipeline_args, run_pipeline
+from tessera.pipelines.common import make_parser, parse_config, parse_pipeline_args, run_pipeline
+from tessera.transforms.buildings.config import BuildingsConfig
 from tessera.transforms.core.progress import LogProgress
 
 
 def test_unknown_flags_go_to_beam():
-    parser = make_parser("tessera x", "doc")
-    parser.add_argument("--input")
-    add_accelerator_flag(parser)
-    args, options = parse_pipeline_args(parser, [
-        "--input", "gs://b/*.tif", "--runner", "DataflowRunner", "--project", "p",
+    config, _, options = parse_config("tessera x", "doc", BuildingsConfig, [
+        "--input", "gs://b/*.tif", "--output", "gs://b/o", "--runner", "DataflowRunner", "--project", "p",
         "--region", "r", "--temp_location", "gs://b/tmp", "--setup_file", "./setup.py",
         "--accelerator", "type:nvidia-l4;count:1"])
-    assert args.input == "gs://b/*.tif" and args.accelerator == "type:nvidia-l4;count:1"
+    assert config.input == "gs://b/*.tif" and config.accelerator == "type:nvidia-l4;count:1"
     opts = options.get_all_options()
     assert opts["runner"] == "DataflowRunner" and opts["project"] == "p"
     assert opts["setup_file"] == "./setup.py" and opts["temp_location"] == "gs://b/tmp"

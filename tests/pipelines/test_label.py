@@ -182,7 +182,7 @@ def test_paligemma_tiny_checkpoint_through_the_pipeline(corpus, tmp_path):
     model_dir = tmp_path / "pg"
     model_dir.mkdir()
     tok = PaliGemmaTokenizer.from_file(train_tiny_tokenizer(str(model_dir / "tokenizer.model")))
-    cfg = configs.tiny(vocab_size=tok.vocab_size, image_size=28)
+    cfg = configs.tiny_config(vocab_size=tok.vocab_size, image_size=28)
     write_tiny_checkpoint(str(model_dir / "tiny_28.npz"), cfg, scanned=False)
     out = tmp_path / "out"
     counters = _run(_config([str(corpus / "line0[0-3].*"), str(corpus / "line90.png")], out,

@@ -10,6 +10,7 @@ from tessera.pipelines import mcd_stats
 from tessera.pipelines import scan_generate
 from tessera.transforms.mcd import divergence as dv
 from tessera.transforms.mcd import scan as mcd_scan
+from tessera.transforms.mcd.config import McdSplitConfig, McdStatsConfig, ScanGenerateConfig
 
 
 def _small_dataset(path):
@@ -25,12 +26,8 @@ def _small_dataset(path):
 
 
 def _config(dataset, out, **kw):
-    config = {"dataset": str(dataset), "output": str(out), "train": 0.4, "dev": 0.05, "test": 0.05,
-              "max_atom_divergence": 0.02, "target_compound_divergence": None, "seed": 0,
-              "random_baseline": False, "max_compound_size": 3, "candidates_per_step": 128,
-              "restarts": 1, "swap_steps": 300}
-    config.update(kw)
-    return config
+    settings = {"max_compound_size": 3, "candidates_per_step": 128, "restarts": 1, "swap_steps": 300}
+    return McdSplitConfig(dataset=str(dataset), output=str(out), **{**settings, **kw})
 
 
 def _dead_letters(out):
@@ -82,19 +79,23 @@ def test_mcd_split_end_to_end(tmp_path):
     # mcd-stats recomputes the same numbers from the split file
     stats_path = tmp_path / "recomputed.json"
     with TestPipeline() as p:
-        mcd_stats.build(p, {"split": str(out / "split.json"), "examples": str(out / "examples.jsonl"),
-                            "dataset": None, "output": str(stats_path), "max_compound_size": 3})
+        mcd_stats.build(p, McdStatsConfig(split=str(out / "split.json"), examples=str(out / "examples.jsonl"),
+                                          output=str(stats_path), max_compound_size=3))
     again = json.loads(stats_path.read_text())
     assert again["train_test"]["compound_divergence"] == pytest.approx(d_c)
     with TestPipeline() as p:  # and from the raw data set, re-extracted
-        mcd_stats.build(p, {"split": str(out / "split.json"), "examples": None, "dataset": str(data),
-                            "output": str(stats_path), "max_compound_size": 3})
+        mcd_stats.build(p, McdStatsConfig(split=str(out / "split.json"), dataset=str(data),
+                                          output=str(stats_path), max_compound_size=3))
     assert json.loads(stats_path.read_text())["train_test"]["compound_divergence"] == pytest.approx(d_c)
 
 
 @pytest.mark.parametrize("flags, message", [
     (["--train", "0.8", "--dev", "0.2", "--test", "0.1"], "> 1"),
     (["--train", "0"], "fraction"),
+    (["--max-atom-divergence", "-1"], "--max-atom-divergence must be >= 0 and <= 1"),
+    (["--restarts", "0"], "--restarts must be >= 1"),
+    (["--target-compound-divergence", "1.5"], "--target-compound-divergence must be"),
+    (["--max-compound-size", "1"], "--max-compound-size must be >= 2"),
 ])
 def test_impossible_sizes_fail_fast(tmp_path, capsys, flags, message):
     code = mcd_split.main(["--dataset", "scan", "--output", str(tmp_path / "o"), *flags])
@@ -114,7 +115,7 @@ def test_too_few_examples_fail_with_a_clear_message(tmp_path):
 
 def test_scan_generate_writes_official_format(tmp_path):
     out = tmp_path / "tasks.txt"
-    config = {"output": str(out), "derivations": str(tmp_path / "tasks.jsonl"), "manifest_dir": str(tmp_path)}
+    config = ScanGenerateConfig(output=str(out))
     with TestPipeline() as p:
         scan_generate.build(p, config)
     lines = out.read_text().splitlines()

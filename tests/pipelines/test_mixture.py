@@ -18,7 +18,8 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from tessera.pipelines.mixture import MixtureRun, build, check_globs
+from tessera.pipelines.mixture import build, check_globs
+from tessera.transforms.mixture.config import MixtureJobConfig
 from tessera.schemas.mixture import TFRECORD_FEATURES, MixtureConfigError, MixtureRecord, mixture_config_from_dict
 from tessera.transforms.mixture.records import tfrecord_bytes
 from tests.fixtures.mixture_synth import distinct_image, encode, perturb, write_jsonl, write_parquet
@@ -80,7 +81,7 @@ def _config(root: str, **overrides) -> dict:
 
 def _run(cfg: dict, out: str, options: list[str] | None = None) -> str:
     pipeline = TestPipeline(options=PipelineOptions(options or []))
-    build(pipeline, MixtureRun(mixture_config_from_dict(cfg), out))
+    build(pipeline, MixtureJobConfig(mixture_config_from_dict(cfg), out))
     pipeline.run().wait_until_finish()
     return out
 
@@ -185,7 +186,7 @@ def test_same_config_twice_gives_identical_shards(runs):
 def test_fragment_buffer_size_does_not_change_shards_and_fragments_are_removed(runs):
     out = str(runs["tmp"].mktemp("out_frag"))
     pipeline = TestPipeline()
-    build(pipeline, MixtureRun(mixture_config_from_dict(runs["cfg"]), out, fragment_buffer_bytes=1))
+    build(pipeline, MixtureJobConfig(mixture_config_from_dict(runs["cfg"]), out, fragment_buffer_bytes=1))
     pipeline.run().wait_until_finish()
     names = _shards(runs["out"])
     match, mismatch, errors = filecmp.cmpfiles(runs["out"], out, names, shallow=False)
@@ -221,7 +222,7 @@ def test_glob_matching_nothing_is_a_clear_error(runs, tmp_path):
         check_globs(mixture_config_from_dict(cfg))
     cfg = _config(runs["root"], decontaminate={"eval": [f"{runs['root']}/missing/*.png"]})
     with pytest.raises(MixtureConfigError, match="matches no files"):
-        build(TestPipeline(), MixtureRun(mixture_config_from_dict(cfg), str(tmp_path)))
+        build(TestPipeline(), MixtureJobConfig(mixture_config_from_dict(cfg), str(tmp_path)))
 
 
 def test_weighted_source_with_no_surviving_records_fails_clearly(runs):

@@ -13,7 +13,9 @@ from tessera.pipelines import cnn_zoo
 from tessera.transforms.zoo import release as zoo_release
 from tessera.transforms.zoo import sampling as zoo_sampling
 from tessera.training.zoo import population as zoo_population
-from tessera.transforms.zoo.datasets import UnknownDatasetError, load_dataset
+from tessera.config import ConfigError
+from tessera.transforms.zoo.config import ZooConfig
+from tessera.transforms.zoo.datasets import load_dataset
 
 NUM_NETWORKS = 3
 
@@ -31,15 +33,15 @@ SEED = _seed_with_one_step_function()
 
 
 def _config(out, **kw):
-    return {"dataset": "digits", "num_networks": NUM_NETWORKS, "output": str(out), "epochs": 1,
-            "population": 1, "seed": SEED, "accelerator": None, **kw}
+    settings = {"dataset": "digits", "num_networks": NUM_NETWORKS, "epochs": 1, "population": 1, "seed": SEED}
+    return ZooConfig(output=str(out), **{**settings, **kw})
 
 
 def _run(config, options=None):
     pipeline = TestPipeline(options=options) if options is None else beam.Pipeline(options=options)
     cnn_zoo.build(pipeline, config)
     pipeline.run().wait_until_finish()
-    return np.load(f"{config['output']}/weights.npy")
+    return np.load(f"{config.output}/weights.npy")
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +86,8 @@ def test_one_and_two_workers_give_identical_weights(zoo, tmp_path):
 
 
 def test_unknown_dataset_is_a_clear_error(tmp_path, capsys):
-    with pytest.raises(UnknownDatasetError, match="unknown dataset 'not_a_dataset'"):
-        cnn_zoo.build(TestPipeline(), _config(tmp_path, dataset="not_a_dataset"))
+    with pytest.raises(ConfigError, match="unknown dataset 'not_a_dataset'"):
+        _config(tmp_path, dataset="not_a_dataset")
     assert cnn_zoo.main(["--dataset", "not_a_dataset", "--num-networks", "2", "--output", str(tmp_path)]) == 2
     assert "unknown dataset" in capsys.readouterr().err
 
@@ -105,10 +107,10 @@ def test_a_diverging_network_stops_and_is_marked():
 
 def _planted_shard(out, config, *, epochs):
     """Write population 0's shard as an interrupted run would have, with recognisable weights."""
-    pop = zoo_sampling.populations(config["seed"], config["num_networks"], config["population"])[0]
-    net = zoo_sampling.sample_network(config["seed"], pop.indices[0])
+    pop = zoo_sampling.populations(config.seed, config.num_networks, config.population)[0]
+    net = zoo_sampling.sample_network(config.seed, pop.indices[0])
     rows = [{"network_index": net.index, "step": e, "diverged": False, **zoo_sampling.config_columns(net),
-             "config.dataset": config["dataset"], **{m: 0.5 for m in zoo_release.METRIC_NAMES}}
+             "config.dataset": config.dataset, **{m: 0.5 for m in zoo_release.METRIC_NAMES}}
             for e in zoo_sampling.checkpoint_epochs(epochs)]
     zoo_release.write_shard(str(out), pop.name, np.full((len(rows), 4970), 7.0, np.float32), rows)
 
@@ -128,6 +130,6 @@ def test_resume_reuses_only_a_matching_shard(tmp_path, zoo, resume, epochs, reus
 def test_resume_retrains_a_corrupt_shard(tmp_path, zoo):
     config = _config(tmp_path, resume=True)
     _planted_shard(tmp_path, config, epochs=1)
-    pop = zoo_sampling.populations(config["seed"], config["num_networks"], config["population"])[0]
+    pop = zoo_sampling.populations(config.seed, config.num_networks, config.population)[0]
     (tmp_path / "shards" / f"{pop.name}.npy").write_bytes(b"not an npy file")
     np.testing.assert_array_equal(_run(config), zoo[1])

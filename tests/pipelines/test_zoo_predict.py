@@ -9,6 +9,7 @@ from tessera.models import small_cnn
 from tessera.pipelines import zoo_predict
 from tessera.transforms.zoo import features as zoo_features
 from tessera.transforms.zoo import release as zoo_release
+from tessera.transforms.zoo.config import ZooPredictConfig
 
 NUM_NETWORKS, NUM_NAN = 160, 5
 
@@ -50,7 +51,7 @@ def _synthetic_zoo(out):
 
 def test_predicts_a_learnable_target_and_excludes_nan_runs(tmp_path):
     _synthetic_zoo(tmp_path / "zoo")
-    config = {"zoo": str(tmp_path / "zoo"), "output": str(tmp_path / "pred"), "chunk": 40, "seed": 0}
+    config = ZooPredictConfig(zoo=str(tmp_path / "zoo"), output=str(tmp_path / "pred"), chunk=40)
     pipeline = TestPipeline()
     zoo_predict.build(pipeline, config)
     pipeline.run().wait_until_finish()
@@ -70,8 +71,8 @@ def test_corrupt_zoo_is_a_clear_error(tmp_path, capsys):
     _synthetic_zoo(tmp_path)
     (tmp_path / "layout.csv").unlink()
     with pytest.raises(zoo_release.ZooFormatError, match="missing layout.csv"):
-        zoo_predict.build(TestPipeline(), {"zoo": str(tmp_path), "output": str(tmp_path / "o"),
-                                           "chunk": 10, "seed": 0})
+        zoo_predict.build(TestPipeline(), ZooPredictConfig(zoo=str(tmp_path), output=str(tmp_path / "o"),
+                                                           chunk=10))
     zoo_release.write_layout(str(tmp_path))
     (tmp_path / "weights.npy").write_bytes(b"not an npy file")
     assert zoo_predict.main(["--zoo", str(tmp_path), "--output", str(tmp_path / "o")]) == 2

@@ -46,18 +46,18 @@ def population_rows(pop: Population, configs, result, dataset_name: str) -> list
 class TrainPopulationFn(beam.DoFn):
     """Population descriptor -> trained shard descriptor (main output) or a DeadLetter."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config):
         self._config = config
 
     def setup(self):
         from tessera.training.zoo import population as zoo_population  # jax imported on the worker only
         self._training = zoo_population
-        self._dataset = load_dataset(self._config["dataset"])
+        self._dataset = load_dataset(self._config.dataset)
 
     def process(self, pop: Population):
         cfg = self._config
-        configs = [sample_network(cfg["seed"], i) for i in pop.indices]
-        if cfg.get("resume"):
+        configs = [sample_network(cfg.seed, i) for i in pop.indices]
+        if cfg.resume:
             done = _resumable_shard(cfg, pop, configs, self._dataset)
             if done is not None:
                 count(NAMESPACE, "populations_resumed")
@@ -65,11 +65,11 @@ class TrainPopulationFn(beam.DoFn):
                 return
         # Pad with copies of the last network so populations reuse a few compiled shapes; the
         # padding is a function of (seed, N, P) only, so results do not depend on the runner.
-        width = padded_size(len(configs), cfg["population"])
+        width = padded_size(len(configs), cfg.population)
         padded = configs + [configs[-1]] * (width - len(configs))
         try:
             result = self._training.train_population(
-                padded, self._dataset, zoo_seed=cfg["seed"], epochs=cfg["epochs"],
+                padded, self._dataset, zoo_seed=cfg.seed, epochs=cfg.epochs,
                 optimizer=pop.optimizer, activation=pop.activation, w_init=pop.w_init)
         except (ValueError, FloatingPointError, RuntimeError) as err:
             count(NAMESPACE, "populations_failed")
@@ -80,26 +80,26 @@ class TrainPopulationFn(beam.DoFn):
         result = dataclasses.replace(
             result, indices=result.indices[:n], weights=result.weights[:n], diverged=result.diverged[:n],
             metrics={k: v[:n] for k, v in result.metrics.items()})
-        rows = population_rows(pop, configs, result, cfg["dataset"])
+        rows = population_rows(pop, configs, result, cfg.dataset)
         weights = result.weights.reshape(-1, result.weights.shape[-1])
         count(NAMESPACE, "networks_trained", n)
         count(NAMESPACE, "networks_diverged", int(result.diverged.sum()))
         logging.info("%s: %d networks (%s/%s/%s), %d diverged", pop.name, n, pop.optimizer,
                      pop.activation, pop.w_init, int(result.diverged.sum()))
-        yield zoo_release.write_shard(cfg["output"], pop.name, weights, rows)
+        yield zoo_release.write_shard(cfg.output, pop.name, weights, rows)
 
 
-def _resumable_shard(cfg: dict, pop: Population, configs, dataset) -> dict | None:
+def _resumable_shard(cfg, pop: Population, configs, dataset) -> dict | None:
     """An earlier run's shard of this population, if it holds exactly what training would write."""
-    expected = identity_rows(configs, checkpoint_epochs(cfg["epochs"]), cfg["dataset"])
-    return zoo_release.existing_shard(cfg["output"], pop.name, expected,
+    expected = identity_rows(configs, checkpoint_epochs(cfg.epochs), cfg.dataset)
+    return zoo_release.existing_shard(cfg.output, pop.name, expected,
                                  zoo_release.small_cnn.num_params(dataset.images.shape[-1]))
 
 
-def assemble_zoo(shards: list[dict], config: dict) -> list[str]:
+def assemble_zoo(shards: list[dict], config) -> list[str]:
     """The final single task: dataset.json, layout.csv, and the merged weights/metrics/index."""
-    dataset = load_dataset(config["dataset"])
-    out = config["output"]
+    dataset = load_dataset(config.dataset)
+    out = config.output
     atomic_write_json(join(out, "dataset.json"), dataset.description())
     layout_path = zoo_release.write_layout(out, int(dataset.images.shape[-1]))
     shards = sorted(shards, key=lambda s: s["indices"][0])
@@ -111,14 +111,14 @@ def assemble_zoo(shards: list[dict], config: dict) -> list[str]:
 class TrainPopulations(beam.PTransform):
     """PCollection[Population] -> (shards, dead letters); the accelerator hint sits on this stage."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config):
         super().__init__()
         self._config = config
 
     def expand(self, pops):
         train = beam.ParDo(TrainPopulationFn(self._config))
-        if self._config.get("accelerator"):
-            train = train.with_resource_hints(accelerator=self._config["accelerator"])
+        if self._config.accelerator:
+            train = train.with_resource_hints(accelerator=self._config.accelerator)
         results = pops | "Train" >> train.with_outputs(DEAD, main="shards")
         return results.shards, results[DEAD]
 
@@ -126,7 +126,7 @@ class TrainPopulations(beam.PTransform):
 class AssembleZoo(beam.PTransform):
     """PCollection[shard descriptor] -> written file names, after every shard exists."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config):
         super().__init__()
         self._config = config
 

@@ -37,53 +37,55 @@ def check_fractions(train: float, dev: float, test: float) -> None:
                          "the sets would need more examples than there are")
 
 
-# config keys that may override GreedyConfig's search effort (its defaults apply otherwise)
+# McdSplitConfig fields that set GreedyConfig's search effort
 _SEARCH_EFFORT = ("candidates_per_step", "restarts", "swap_steps")
 
 
-def make_split(records: list[dict], config: dict) -> dict:
+def make_split(records: list[dict], config) -> dict:
     """Runs the greedy MCD (or the random baseline) over gathered records; returns everything to write.
+
+    `config` is an `McdSplitConfig` (transforms/mcd/config.py).
 
     The greedy builds train vs a hold-out of dev+test size; the hold-out is then divided into dev
     and test by a keyed shuffle, as in CFQ, so dev and test have the same compound distribution.
     """
     records = sorted(records, key=lambda r: r["index"])
     n = len(records)
-    n_train, n_dev, n_test = split_sizes(n, config["train"], config["dev"], config["test"])
+    n_train, n_dev, n_test = split_sizes(n, config.train, config.dev, config.test)
     atoms = [r["atoms"] for r in records]
     comps = [r["compounds"] for r in records]
     start = time.perf_counter()
     trajectory: list[dict] = []
-    if config.get("random_baseline"):
-        train_pos, hold_pos = mcd_greedy.random_split(n, n_train, n_dev + n_test, config["seed"])
+    if config.random_baseline:
+        train_pos, hold_pos = mcd_greedy.random_split(n, n_train, n_dev + n_test, config.seed)
         steps = removals = swaps = restart = 0
     else:
         data, _, _ = mcd_greedy.encode(atoms, comps)
         cfg = mcd_greedy.GreedyConfig(
-            train_size=n_train, test_size=n_dev + n_test, seed=config["seed"],
-            max_atom_divergence=config["max_atom_divergence"],
-            target_compound_divergence=config.get("target_compound_divergence"),
-            **{k: config[k] for k in _SEARCH_EFFORT if config.get(k) is not None})
+            train_size=n_train, test_size=n_dev + n_test, seed=config.seed,
+            max_atom_divergence=config.max_atom_divergence,
+            target_compound_divergence=config.target_compound_divergence,
+            **{k: getattr(config, k) for k in _SEARCH_EFFORT})
         result = mcd_greedy.greedy_split(data, cfg)
         train_pos, hold_pos = result.train, result.test
         trajectory, steps, removals = result.trajectory, result.steps, result.removals
         swaps, restart = result.swaps, result.restart
     seconds = time.perf_counter() - start
-    dev_pos, test_pos = mcd_greedy.divide_holdout(atoms, train_pos, hold_pos, n_dev, config["seed"])
+    dev_pos, test_pos = mcd_greedy.divide_holdout(atoms, train_pos, hold_pos, n_dev, config.seed)
     index = [r["index"] for r in records]
     split = {"trainIdxs": [index[i] for i in train_pos], "devIdxs": [index[i] for i in dev_pos],
              "testIdxs": [index[i] for i in test_pos]}
     stats = {
-        "method": "random" if config.get("random_baseline") else "mcd-greedy",
-        "seed": config["seed"], "num_examples": n,
+        "method": "random" if config.random_baseline else "mcd-greedy",
+        "seed": config.seed, "num_examples": n,
         "sizes": {"train": len(train_pos), "dev": len(dev_pos), "test": len(test_pos)},
         "train_test": divergence.split_divergences(atoms, comps, train_pos, test_pos),
         "train_dev": divergence.split_divergences(atoms, comps, train_pos, dev_pos),
         "train_holdout": divergence.split_divergences(atoms, comps, train_pos, hold_pos),
-        "max_atom_divergence": config["max_atom_divergence"],
-        "target_compound_divergence": config.get("target_compound_divergence"),
+        "max_atom_divergence": config.max_atom_divergence,
+        "target_compound_divergence": config.target_compound_divergence,
         "split_seconds": seconds, "steps": steps, "removals": removals, "swaps_kept": swaps,
-        "restart_kept": restart, "restarts": config.get("restarts", mcd_greedy.GreedyConfig.restarts),
+        "restart_kept": restart, "restarts": config.restarts,
         "num_atoms": len({k for a in atoms for k in a}), "num_compounds": len({k for c in comps for k in c}),
     }
     return {"split": split, "stats": stats, "trajectory": trajectory, "records": records}

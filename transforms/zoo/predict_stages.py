@@ -74,20 +74,20 @@ class ComputeFeatures(beam.PTransform):
         return results.features, results[DEAD]
 
 
-def fit_and_report(records: list[dict], config: dict) -> list[str]:
+def fit_and_report(records: list[dict], config) -> list[str]:
     """Fit on the keyed train half, score on the other half, write report/scatter/predictions."""
     records = sorted(records, key=lambda r: r["network_index"])
-    table = zoo_release.read_layout(config["zoo"])
+    table = zoo_release.read_layout(config.zoo)
     x = np.array([r["features"] for r in records], np.float64).reshape(len(records), -1)
     y = np.array([r["test_accuracy"] for r in records])
     ids = np.array([r["network_index"] for r in records], np.int64)
     train = np.array([zoo_features.in_train_half(int(i)) for i in ids], bool)
     if train.sum() < 2 or (~train).sum() < 2:
         raise ValueError(f"need >= 2 usable networks in each half, got {train.sum()} and {(~train).sum()}")
-    fits = zoo_features.fit_and_score(x[train], y[train], x[~train], y[~train], seed=config["seed"])
-    excluded = _excluded_count(config["zoo"], len(records))
+    fits = zoo_features.fit_and_score(x[train], y[train], x[~train], y[~train], seed=config.seed)
+    excluded = _excluded_count(config.zoo, len(records))
     report = {
-        "zoo": config["zoo"],
+        "zoo": config.zoo,
         "num_features": int(x.shape[1]),
         "feature_names": zoo_features.feature_names(table),
         "networks_used": int(len(records)),
@@ -98,7 +98,7 @@ def fit_and_report(records: list[dict], config: dict) -> list[str]:
         "split": "keyed: md5('zoo-predict:<network_index>')[0] < 128 -> train half",
         **{name: fit["scores"] for name, fit in fits.items()},
     }
-    out = config["output"]
+    out = config.output
     atomic_write_json(join(out, "report.json"), report)
     png = zoo_features.plot_scatter(
         join(out, "scatter.png"), y[~train], {n: (f["prediction"], f["scores"]) for n, f in fits.items()},
@@ -123,7 +123,7 @@ def _excluded_count(zoo_dir: str, used: int) -> int:
 class FitAndReport(beam.PTransform):
     """PCollection[feature record] (56 floats each) -> written file names (one task)."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config):
         super().__init__()
         self._config = config
 

@@ -5,7 +5,7 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from tessera.models import tiny_cnn
+from tests.fixtures import tiny_cnn
 from tessera.models.handlers.jax_model import InferenceError, JaxModelHandler, bucket_for, check_example
 from tessera.transforms.core.model_stage import RunModelStage
 

@@ -27,7 +27,7 @@ MAX_LEN = 8
 def model_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("paligemma")
     tok = PaliGemmaTokenizer.from_file(train_tiny_tokenizer(str(d / "tokenizer.model")))
-    cfg = configs.tiny(vocab_size=tok.vocab_size, image_size=28)
+    cfg = configs.tiny_config(vocab_size=tok.vocab_size, image_size=28)
     params = write_tiny_checkpoint(str(d / "tiny_28.npz"), cfg, scanned=False)
     return d, cfg, params, tok
 

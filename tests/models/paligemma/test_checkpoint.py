@@ -12,7 +12,7 @@ from tessera.models.paligemma import model
 from tessera.models.paligemma.checkpoint import CheckpointError
 from tests.fixtures.paligemma import write_tiny_checkpoint
 
-CFG = configs.tiny(vocab_size=48)
+CFG = configs.tiny_config(vocab_size=48)
 TEXT_LOGITS = jax.jit(model.text_logits, static_argnames=("cfg",))
 
 # Names, shapes and dtypes of paligemma-3b-pt-224.f16.npz as printed by big_vision's
@@ -111,7 +111,7 @@ def test_loaded_model_output_equals_source_params(tmp_path):
 
 
 def test_full_multihead_attention_uses_qkv_einsum(tmp_path):
-    cfg = configs.tiny(vocab_size=48, num_kv_heads=2)
+    cfg = configs.tiny_config(vocab_size=48, num_kv_heads=2)
     path = tmp_path / "mha.npz"
     source = write_tiny_checkpoint(str(path), cfg, scanned=False)
     loaded, got_cfg = checkpoint.load_checkpoint(str(path))
@@ -165,7 +165,7 @@ def test_missing_layer_in_loop_layout():
 
 def test_expected_config_mismatch():
     with pytest.raises(CheckpointError, match="expected"):
-        checkpoint.load_checkpoint(_npz_bytes(_tiny_flat()), expect=configs.tiny(vocab_size=49))
+        checkpoint.load_checkpoint(_npz_bytes(_tiny_flat()), expect=configs.tiny_config(vocab_size=49))
 
 
 def test_never_unpickles():

@@ -10,7 +10,7 @@ from tessera.models.paligemma import configs
 from tessera.models.paligemma import model
 from tessera.models.paligemma import siglip
 
-CFG = configs.tiny(vocab_size=64)
+CFG = configs.tiny_config(vocab_size=64)
 MAX_LEN = 10
 # cfg, lengths and pad id are static; eos_id stays traced so tests can vary it without recompiling.
 DECODE = jax.jit(model.decode_greedy, static_argnames=("cfg", "max_decode_len", "pad_id"))

@@ -3,7 +3,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.transforms.resources import AcceleratorHint
 
-from tessera.models import tiny_cnn
+from tests.fixtures import tiny_cnn
 from tessera.models.handlers.jax_model import JaxModelHandler
 from tessera.transforms.core.model_stage import RunModelStage
 

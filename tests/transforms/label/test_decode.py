@@ -41,10 +41,11 @@ def test_exif_orientation_applied_and_probe_agrees():
 
 
 def test_grey_palette_alpha_and_16bit_become_rgb():
-    grey = Image.fromarray(np.full((8, 8), 128, np.uint8), mode="L")
+    grey = Image.fromarray(np.full((8, 8), 128, np.uint8))  # mode L (Pillow infers modes from dtypes)
     rgba = Image.new("RGBA", (8, 8), (0, 0, 0, 0))  # fully transparent -> white background
     pal = _marked().convert("P")
-    deep = Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000, mode="I;16")
+    deep = Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)  # mode I;16
+    assert (grey.mode, deep.mode) == ("L", "I;16")
     assert (d.decode_image(_encode(grey, "PNG")) == 128).all()
     assert (d.decode_image(_encode(rgba, "PNG")) == 255).all()
     assert d.decode_image(_encode(pal, "PNG")).shape == (20, 40, 3)

@@ -1,0 +1,96 @@
+"""The one model registry: `FAMILY:PATH` parsing, workload checks, tiny checkpoints through the
+real loaders, and handlers built from names."""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from tessera.models import registry
+
+
+SHIPPED = ["ocr", "paligemma", "savedmodel", "seq2seq", "small_cnn", "unet"]
+
+
+def test_every_family_has_a_loader_a_tiny_variant_and_a_handler():
+    shipped = [n for n in registry.names() if registry.get(n).module.startswith("tessera.")]
+    assert shipped == SHIPPED  # tests may register stand-ins (tests.fixtures.buildings: red_band)
+    for name in shipped:
+        family = registry.get(name)
+        assert callable(getattr(importlib.import_module(family.module), "write_tiny")), name
+        assert callable(family.load_fn()), name
+        assert callable(family.handler), name
+
+
+@pytest.mark.parametrize("spec, kwargs, expected", [
+    ("ocr", {}, ("ocr", None, None)),
+    ("paligemma:/ck/pt_224.npz", {}, ("paligemma", "/ck/pt_224.npz", None)),
+    ("paligemma:a.npz,b.model", {}, ("paligemma", "a.npz", "b.model")),
+    ("savedmodel:gs://b/m", {}, ("savedmodel", "gs://b/m", None)),
+    ("unet:w.msgpack", {}, ("unet", "w.msgpack", None)),
+    ("w.msgpack", {"default_family": "unet"}, ("unet", "w.msgpack", None)),
+    ("gs://b/w.msgpack", {"default_family": "unet"}, ("unet", "gs://b/w.msgpack", None)),
+    ("UNET:gs://b/w.msgpack", {"default_family": "unet"}, ("unet", "gs://b/w.msgpack", None)),
+])
+def test_parse(spec, kwargs, expected):
+    got = registry.parse(spec, **kwargs)
+    assert (got.family, got.path, got.tokenizer) == expected
+
+
+@pytest.mark.parametrize("spec, kwargs, message", [
+    ("yolo", {"workload": "label"}, "expected one of: ocr | paligemma:"),
+    ("yolo:x", {}, "unknown model 'yolo:x'"),
+    ("savedmodel", {}, "needs a path"),
+    ("ocr:/x", {}, "takes no path"),
+    ("unet:w.msgpack", {"workload": "label"}, "does not run in `label`"),
+    ("ocr", {"workload": "buildings", "default_family": "unet"}, "does not run in `buildings`"),
+])
+def test_parse_errors_say_what_is_allowed(spec, kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("|", r"\|").replace("(", r"\(")):
+        registry.parse(spec, **kwargs)
+
+
+def test_a_second_family_under_one_name_is_refused():
+    family = registry.get("unet")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(family)
+    assert registry.register(family, replace=True) is family
+
+
+@pytest.mark.parametrize("family, batch, out_shape", [
+    ("unet", np.zeros((2, 32, 32, 3), np.float32), (2, 32, 32)),
+    ("small_cnn", np.zeros((2, 28, 28, 1), np.float32), (2, 10)),
+    ("seq2seq", np.full((2, 8), 3, np.int32), (2, 11)),  # max_tgt_len - 1 decoded ids
+])
+def test_tiny_checkpoints_load_through_the_real_loaders(tmp_path, family, batch, out_shape):
+    spec = registry.write_tiny_spec(family, str(tmp_path), seed=1)
+    assert spec.startswith(f"{family}:") and spec.split(":", 1)[1].startswith(str(tmp_path))
+    model = registry.load(spec)
+    assert np.asarray(model.apply_fn(model.params, batch)).shape == out_shape
+    again = registry.load(registry.write_tiny_spec(family, str(tmp_path / "again"), seed=1))
+    other = registry.load(registry.write_tiny_spec(family, str(tmp_path / "other"), seed=2))
+    leaves = lambda m: [np.asarray(x) for x in __import__("jax").tree_util.tree_leaves(m.params)]
+    assert all(np.array_equal(a, b) for a, b in zip(leaves(model), leaves(again)))  # seeded
+    assert not all(np.array_equal(a, b) for a, b in zip(leaves(model), leaves(other)))
+
+
+def test_handlers_come_from_names(tmp_path):
+    from tessera.models.handlers.jax_model import JaxModelHandler
+    from tessera.models.handlers.ocr import OcrModelHandler
+
+    spec = registry.write_tiny_spec("unet", str(tmp_path))
+    handler = registry.make_handler(spec, workload="buildings", batch_size=4,
+                                    accelerator="type:nvidia-l4;count:1")
+    assert isinstance(handler, JaxModelHandler)
+    assert handler.get_resource_hints() == {"accelerator": "type:nvidia-l4;count:1"}
+    loaded = handler.load_model()
+    assert loaded(np.zeros((1, 32, 32, 3), np.float32)).shape == (1, 32, 32)
+    assert isinstance(registry.make_handler("ocr", workload="label"), OcrModelHandler)
+    assert registry.write_tiny_spec("ocr", str(tmp_path)) == "ocr"
+
+
+def test_paligemma_tiny_variant_loads(tmp_path):
+    spec = registry.write_tiny_spec("paligemma", str(tmp_path / "pg"))
+    model = registry.load(spec)
+    assert model.cfg.vision.image_size == 28 and model.tokenizer.vocab_size > 0

@@ -1,0 +1,79 @@
+"""`tessera buildings` settings: one frozen dataclass, its flags and their checks (tessera.config)."""
+from __future__ import annotations
+
+import dataclasses
+
+from tessera.config import ACCELERATOR_HELP, ConfigError, check, check_range, setting
+from tessera.models import registry
+from tessera.models.base import SHIPPED_UNET
+from tessera.transforms.buildings.fields import DEFAULT_PLUS_CODE_LENGTH, DEFAULT_S2_LEVEL
+from tessera.transforms.buildings.grid import check_window_config
+
+FORMATS = ("geoparquet", "csv")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildingsConfig:
+    input: str = setting(help="GeoTIFF glob (local or gs://).")
+    output: str = setting(help="Output directory (local or gs://).")
+    model: str = setting(SHIPPED_UNET,
+                         help="U-Net checkpoint: a flax msgpack path, or FAMILY:PATH from the model "
+                              "registry (default: the shipped model).")
+    tile_size: int = setting(512, help="Window size in pixels (multiple of 16).")
+    overlap: int = setting(128, help="Overlap of adjacent windows in pixels (even); buildings up to "
+                                     "overlap/2 around their centroid come out whole.")
+    threshold: float = setting(0.5, help="Building probability threshold, in (0, 1).")
+    core_threshold: float = setting(0.8, cli=False)
+    min_area_m2: float = setting(4.0, flag="--min-area", help="Minimum building area, m^2.")
+    # the smallest building (4 m x 4 m): smaller cores split nothing
+    min_core_area_m2: float = setting(
+        16.0, flag="--min-core-area",
+        help="Touching buildings are split only between high-confidence cores at least this large, "
+             "m^2 (a huge value turns splitting off).")
+    min_confidence: float = setting(0.0, help="Drop buildings below this confidence, in [0, 1].")
+    simplify_px: float = setting(0.5, cli=False)
+    format: str = setting("geoparquet", choices=FORMATS, help="Output format.")
+    s2_level: int = setting(DEFAULT_S2_LEVEL, help="S2 level of the file partitions (0-30).")
+    plus_code_length: int = setting(DEFAULT_PLUS_CODE_LENGTH, cli=False)
+    batch_size: int = setting(1, help="Windows per model call (1 is fastest on CPU; 8-32 on GPU).")
+    accelerator: str | None = setting(None, help=ACCELERATOR_HELP)
+    max_rows_per_file: int = setting(250_000, cli=False)
+    overwrite: bool = setting(False, manifest=False,
+                              help="Replace a finished output directory (default: leave it and exit).")
+
+    def __post_init__(self):
+        try:
+            check_window_config(self.tile_size, self.overlap)
+        except ValueError as err:
+            raise ConfigError(f"--tile-size/--overlap: {err}") from None
+        check_range(self, "threshold", 0.0, 1.0, low_open=True, high_open=True)
+        check_range(self, "core_threshold", self.threshold, 1.0)
+        check_range(self, "min_confidence", 0.0, 1.0)
+        check_range(self, "min_area_m2", 0.0)
+        check_range(self, "min_core_area_m2", 0.0)
+        check_range(self, "s2_level", 0, 30)
+        check_range(self, "batch_size", 1)
+        check_range(self, "max_rows_per_file", 1)
+        check(self.format in FORMATS, f"--format must be one of {', '.join(FORMATS)}")
+        try:
+            registry.parse(self.model, workload="buildings", default_family="unet")
+        except ValueError as err:
+            raise ConfigError(f"--model: {err}") from None
+
+    @property
+    def model_spec(self) -> registry.ModelSpec:
+        return registry.parse(self.model, workload="buildings", default_family="unet")
+
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildingsEvalConfig:
+    predictions: str = setting(help="output dir of `tessera buildings` (or one file)")
+    labels: str = setting(help="label file (GeoJSON, GeoParquet, ...)")
+    image: str = setting("", help="GeoTIFF to draw under the overlay (also fixes the CRS)")
+    min_confidence: float = setting(0.0, help="ignore predictions below this, in [0, 1]")
+    output_json: str = setting("", help="also write the metrics here")
+    png: str = setting("", help="write the overlay PNG here")
+
+    def __post_init__(self):
+        check_range(self, "min_confidence", 0.0, 1.0)
