@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= out/demo
 
-.PHONY: setup demo test test-fast benchmarks clean
+.PHONY: setup demo test test-fast benchmarks clean real-data
 
 setup: $(STAMP)
 
@@ -26,3 +26,6 @@ test-fast: setup
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
+
+real-data: setup
+	$(BIN)/python -m tessera.training.buildings.real_data --output data/real

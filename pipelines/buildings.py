@@ -53,7 +53,8 @@ def build(pipeline: beam.Pipeline, config: BuildingsConfig) -> dict:
              | "MatchFiles" >> beam_fileio.MatchFiles(config.input)
              | "Paths" >> beam.Map(lambda m: m.path)
              | "CountTiles" >> LogProgress("buildings", "files_matched", every=100))
-    windows, read_dead = paths | "ReadWindows" >> ReadWindows(config.tile_size, config.overlap)
+    windows, read_dead = paths | "ReadWindows" >> ReadWindows(
+        config.tile_size, config.overlap, config.band_numbers or None, config.gsd_m)
     windows = windows | "WindowProgress" >> LogProgress("buildings", "windows_to_model", every=50)
     model = windows | "Model" >> RunModelStage(handler, stage="unet")
     buildings = (model.outputs

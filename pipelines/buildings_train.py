@@ -19,7 +19,6 @@ Training is not a Beam job: it is one process on one accelerator (or CPU); run i
 """
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import multiprocessing
@@ -33,6 +32,7 @@ from tessera import fileio
 from tessera.config import ConfigError, add_flags, from_args, to_dict
 from tessera.pipelines import common
 from tessera.training.buildings import data as bt
+from tessera.training.buildings import geotiff
 from tessera.training.buildings.config import BuildingsTrainConfig
 
 PROG = "tessera buildings-train"
@@ -50,49 +50,68 @@ def _seed_range(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def _map(fn, items, processes):
+def _call(args):
+    fn, rest = args
+    return fn(*rest)
+
+
+def _map(fn, items, processes, every: int = 50):
+    """fn(*item) for each item, in worker processes, logging the rate and ETA as scenes render."""
+    if not items:
+        return []
+    out, start = [], time.time()
+
+    def progress():
+        done = len(out)
+        if done % every == 0 or done == len(items):
+            rate = done / max(time.time() - start, 1e-9)
+            log.info("rendered %d/%d %s (%.1f/s, ETA %.0f s)", done, len(items), fn.__name__, rate,
+                     (len(items) - done) / max(rate, 1e-9))
+
     if processes == 1 or len(items) <= 1:
-        return [fn(*a) for a in items]
+        for a in items:
+            out.append(fn(*a))
+            progress()
+        return out
     # spawn: safe even if the parent already initialised an accelerator runtime
     with multiprocessing.get_context("spawn").Pool(processes or os.cpu_count()) as pool:
-        return pool.starmap(fn, items)
+        for result in pool.imap(_call, [(fn, a) for a in items], chunksize=4):
+            out.append(result)
+            progress()
+    return out
 
 
-def read_geotiff_tiles(images_glob: str, labels: str, *, w0: float, sigma: float) -> list[bt.Tile]:
-    """Labelled tiles from GeoTIFFs + vector labels reprojected and rasterized into each image grid."""
-    import geopandas as gpd
-    import pandas as pd
-    import rasterio
+def _render(config: BuildingsTrainConfig, sigma: float):
+    """Rendered tiles: (labelled, unlabelled, val), synthetic and real-layout scenes, the rendered
+    labelled ones partly matched to real image statistics (--appearance-from)."""
+    from tessera.training.buildings import appearance
+    from tessera.training.buildings import world
 
-    paths = sorted(glob.glob(images_glob))
-    if not paths:
-        raise FileNotFoundError(f"no images match {images_glob!r}")
-    frames = []
-    for path in sorted(glob.glob(labels)) if labels else []:
-        frames.append(gpd.read_file(path) if not path.endswith(".parquet") else gpd.read_parquet(path))
-    if not frames:
-        raise FileNotFoundError(f"no label files match {labels!r}")
-    label_df = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
-    tiles = []
-    for path in paths:
-        with rasterio.open(path) as src:
-            if src.crs is None:
-                raise ValueError(f"{path}: no CRS; cannot place labels")
-            image = bt.normalize_bands(src.read(), src.nodata)
-            local = label_df.to_crs(src.crs).cx[src.bounds.left:src.bounds.right, src.bounds.bottom:src.bounds.top]
-            instances = bt.rasterize_instances(list(local.geometry), src.transform, (src.height, src.width))
-        tiles.append(bt.make_tile(image, instances, w0=w0, sigma=sigma, key=path))
-    return tiles
+    size, w0 = config.synthetic_size, config.w0
+    st = config.self_training
+    groups = [  # (function, seeds, labelled, role)
+        (bt.synthetic_tile, _seed_range(config.synthetic_seeds), True, "train"),
+        (world.world_tile, _seed_range(config.world_seeds), True, "train"),
+        (bt.synthetic_tile, _seed_range(config.val_seeds), True, "val"),
+        (bt.synthetic_tile, _seed_range(config.synthetic_unlabelled_seeds) if st else [], False, "unlabelled"),
+        (world.world_tile, _seed_range(config.world_unlabelled_seeds) if st else [], False, "unlabelled"),
+    ]
+    out = {"train": [], "val": [], "unlabelled": []}
+    for fn, seeds, is_labelled, role in groups:
+        extra = (config.layouts,) if fn is world.world_tile else ()
+        out[role] += _map(fn, [(s, size, w0, sigma, is_labelled, *extra) for s in seeds], config.processes)
+    if config.appearance_from:
+        refs = geotiff.unlabelled_tiles(config.appearance_from, config.band_numbers, config.gsd_m)
+        out["train"] = appearance.randomize_appearance(out["train"], refs, config.appearance_p, config.seed)
+    return out["train"], out["unlabelled"], out["val"]
 
 
-def read_unlabelled_tiles(images_glob: str) -> list[bt.Tile]:
-    import rasterio
-
-    tiles = []
-    for path in sorted(glob.glob(images_glob)):
-        with rasterio.open(path) as src:
-            tiles.append(bt.Tile(image=bt.normalize_bands(src.read(), src.nodata), key=path))
-    return tiles
+def _init_params(init_from: str):
+    if not init_from:
+        return None
+    from tessera.models import params_io
+    from tessera.models.base import SHIPPED_UNET
+    return params_io.load_params(SHIPPED_UNET if init_from == "shipped" else init_from)
 
 
 def _save(path: str, params, dtype: str) -> None:
@@ -115,21 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         return common.input_error(PROG, err)
     sigma = config.sigma_px
     t0 = time.time()
-    labelled: list[bt.Tile] = []
-    unlabelled: list[bt.Tile] = []
-    seeds = _seed_range(config.synthetic_seeds)
-    useeds = _seed_range(config.synthetic_unlabelled_seeds) if config.self_training else []
-    vseeds = _seed_range(config.val_seeds)
-    jobs = ([(s, config.synthetic_size, config.w0, sigma, True) for s in seeds + vseeds]
-            + [(s, config.synthetic_size, config.w0, sigma, False) for s in useeds])
-    rendered = _map(bt.synthetic_tile, jobs, config.processes)
-    labelled += rendered[:len(seeds)]
-    val = rendered[len(seeds):len(seeds) + len(vseeds)]
-    unlabelled += rendered[len(seeds) + len(vseeds):]
+    labelled, unlabelled, val = _render(config, sigma)
     if config.images:
-        labelled += read_geotiff_tiles(config.images, config.labels, w0=config.w0, sigma=sigma)
+        labelled += geotiff.labelled_tiles(config.images, config.labels, w0=config.w0,
+                                           sigma_m=config.sigma_m, bands=config.band_numbers,
+                                           gsd_m=config.gsd_m)
     if config.unlabelled and config.self_training:
-        unlabelled += read_unlabelled_tiles(config.unlabelled)
+        unlabelled += geotiff.unlabelled_tiles(config.unlabelled, config.band_numbers, config.gsd_m)
     data_seconds = time.time() - t0
     log.info("data: %d labelled, %d unlabelled, %d val tiles in %.1fs", len(labelled), len(unlabelled),
              len(val), data_seconds)
@@ -150,15 +161,23 @@ def main(argv: list[str] | None = None) -> int:
         if phase == "teacher" and cfg.self_training and unlabelled:
             _save(config.output.replace(".msgpack", "") + ".teacher.msgpack", params, config.save_dtype)
 
-    params, summary = buildings_trainer.train(cfg, labelled, unlabelled, on_phase_end=checkpoint)
+    init = _init_params(config.init_from)
+    if init is not None:
+        model_cfg = unet.config_from_params(init)
+    params, summary = buildings_trainer.train(cfg, labelled, unlabelled, on_phase_end=checkpoint,
+                                              init_params=init)
     _save(config.output, params, config.save_dtype)
     card = {
         "command": "tessera buildings-train " + " ".join(argv),
         "config": {**to_dict(config), "sigma_px": sigma},
         "model": {**model_cfg, "params": summary["params"], "save_dtype": config.save_dtype},
         "data": {"labelled_tiles": len(labelled), "unlabelled_tiles": len(unlabelled),
-                 "synthetic_seeds": config.synthetic_seeds, "synthetic_unlabelled_seeds": config.synthetic_unlabelled_seeds,
-                 "images": config.images, "labels": config.labels, "unlabelled": config.unlabelled},
+                 "synthetic_seeds": config.synthetic_seeds,
+                 "synthetic_unlabelled_seeds": config.synthetic_unlabelled_seeds,
+                 "world_seeds": config.world_seeds, "world_unlabelled_seeds": config.world_unlabelled_seeds,
+                 "layouts": config.layouts, "appearance_from": config.appearance_from,
+                 "images": config.images, "labels": config.labels, "unlabelled": config.unlabelled,
+                 "init_from": config.init_from},
         "device": summary["device"], "phases": summary["phases"], "history": summary["history"],
         "seconds": {"data": round(data_seconds, 1), "total": round(time.time() - t0, 1)},
     }

@@ -21,16 +21,11 @@ import numpy as np
 
 from tessera.config import ConfigError, add_flags, from_args
 from tessera.training.buildings.config import SynthSceneConfig
+from tessera.transforms.buildings.grid import utm_epsg
 from tessera.training.buildings.scenes import GSD_M, Scene, render_scene
 
 PROG = "tessera synth-scene"
 DEFAULT_CENTER = SynthSceneConfig(output="", seed=0).latlon  # Accra: Open Buildings covers Africa
-
-
-def utm_epsg(lat: float, lon: float) -> int:
-    """EPSG code of the UTM zone (WGS84) that contains (lat, lon)."""
-    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
-    return (32600 if lat >= 0 else 32700) + zone
 
 
 def scene_geometry(center: tuple[float, float], size_hw: tuple[int, int], gsd: float = GSD_M):

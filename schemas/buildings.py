@@ -22,7 +22,9 @@ class RasterInfo:
     """What planning and reading need to know about one GeoTIFF; small, so it ships between stages.
 
     `transform` is the GDAL-style north-up affine (a, b, c, d, e, f). `band_ranges` holds, per output
-    band (1 or 3), the (low, high) raw values mapped to 0 and 1.
+    band (1 or 3), the (low, high) raw values mapped to 0 and 1. `bands` are the file's band numbers
+    read, in that order. When `warped`, the file is read through a GDAL warped VRT onto the grid that
+    `crs_wkt`, `transform`, `width` and `height` describe (local UTM at the model's pixel size).
     """
     path: str
     crs_wkt: str
@@ -33,6 +35,8 @@ class RasterInfo:
     dtype: str
     nodata: float | None
     band_ranges: tuple[tuple[float, float], ...]
+    bands: tuple[int, ...] = (1,)
+    warped: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

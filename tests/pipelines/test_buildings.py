@@ -118,3 +118,29 @@ def test_unreadable_pixels_become_read_error_dead_letters(tmp_path):
     assert all(d["key"].startswith(str(broken) + "#") and d["stage"] == "read" for d in letters)
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     assert manifest["counts"]["dead_letters"] == len(letters)
+
+
+def test_lat_lon_and_multispectral_rasters_are_warped_and_their_bands_picked(tmp_path):
+    """An EPSG:4326 4-band (blue, green, red, NIR) raster at ~0.3 m: --bands 3,2,1 puts red first,
+    the warp to local UTM at 0.5 m keeps the building where it is and its area in square metres."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    deg = 2.7e-6  # ~0.3 m of latitude; ~0.24 m of longitude at 36 N
+    data = np.zeros((4, 200, 200), np.uint8)
+    data[1], data[3] = 40, 200  # green ground, bright NIR everywhere
+    data[2, 92:108, 88:112] = 230  # red band: a 24 x 16 px building (~6 x 5 m)
+    with rasterio.open(tmp_path / "ms.tif", "w", driver="GTiff", width=200, height=200, count=4,
+                       dtype="uint8", crs="EPSG:4326", transform=from_origin(-115.2, 36.2, deg, deg)) as ds:
+        ds.write(data)
+    out = _run(tmp_path, str(tmp_path / "ms.tif"), bands="3,2,1")
+    gdf = _read(out)
+    assert len(gdf) == 1
+    local = gdf.to_crs(gdf.estimate_utm_crs())
+    width_m = 24 * deg * 111_320 * np.cos(np.radians(36.2 - 100 * deg))
+    assert local.area.iloc[0] == pytest.approx(width_m * 16 * deg * 110_950, rel=0.2)
+    assert gdf.geometry.iloc[0].centroid.x == pytest.approx(-115.2 + 100 * deg, abs=3 * deg)
+    assert gdf.geometry.iloc[0].centroid.y == pytest.approx(36.2 - 100 * deg, abs=3 * deg)
+    (tmp_path / "default").mkdir()
+    unpicked = _run(tmp_path / "default", str(tmp_path / "ms.tif"))  # bands 1,2,3: blue first, no building
+    assert json.load(open(os.path.join(unpicked, "manifest.json")))["counts"]["buildings"] == 0

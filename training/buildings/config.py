@@ -19,7 +19,17 @@ class BuildingsTrainConfig:
     synthetic_unlabelled_seeds: str = setting("", help="render unlabelled scenes for seeds")
     synthetic_size: int = setting(512, help="pixels per side of rendered scenes")
     val_seeds: str = setting("", help="synthetic seeds for the pixel scores in the card")
+    world_seeds: str = setting("", help="render labelled scenes on real layouts (world.py) for seeds")
+    world_unlabelled_seeds: str = setting("", help="render unlabelled real-layout scenes for seeds")
+    layouts: str = setting("data/real/footprints", help="folder of real footprints (`make real-data`)")
+    appearance_from: str = setting("", help="glob of real (unlabelled) GeoTIFFs whose grey-level "
+                                            "statistics rendered scenes are matched to")
+    appearance_p: float = setting(0.5, help="share of rendered scenes matched to a real tile")
+    init_from: str = setting("", help="fine-tune from `shipped` (the shipped U-Net) or a .msgpack "
+                                      "checkpoint (its architecture wins over --base/--max-channels)")
     processes: int = setting(0, help="worker processes for rendering (0: cpu count)")
+    bands: str = setting("", metavar="N[,N,N]",
+                         help="band numbers of the GeoTIFFs, as `tessera buildings --bands` (e.g. 3,2,1)")
     # training
     steps: int = setting(3000, help="supervised (teacher) steps")
     student_steps: int = setting(2000, help="self-training (student) steps")
@@ -43,8 +53,15 @@ class BuildingsTrainConfig:
     log_every: int = setting(100)
 
     def __post_init__(self):
-        check(self.images or self.synthetic_seeds, "give labelled data: --images with --labels, "
-                                                   "and/or --synthetic-seeds")
+        check(self.images or self.synthetic_seeds or self.world_seeds,
+              "give labelled data: --images with --labels, and/or --synthetic-seeds / --world-seeds")
+        check_range(self, "appearance_p", 0.0, 1.0)
+        try:
+            numbers = self.band_numbers or ()
+        except ValueError:
+            numbers = (0,)
+        check(len(numbers) in (0, 1, 3) and all(b >= 1 for b in numbers),
+              f"--bands takes one or three band numbers >= 1, like 3,2,1 (got {self.bands!r})")
         check(not self.images or self.labels, "--images needs --labels")
         check(self.crop > 0 and self.crop % 16 == 0, f"--crop must be a positive multiple of 16 (got {self.crop})")
         check(self.chip >= self.crop, f"--chip must be >= --crop (got {self.chip} < {self.crop})")
@@ -55,6 +72,10 @@ class BuildingsTrainConfig:
         for name in ("lr", "gsd_m", "sigma_m"):
             check_range(self, name, 0.0, low_open=True)
         check(self.save_dtype in SAVE_DTYPES, f"--save-dtype must be one of {', '.join(SAVE_DTYPES)}")
+
+    @property
+    def band_numbers(self) -> tuple[int, ...] | None:
+        return tuple(int(b) for b in self.bands.split(",")) if self.bands.strip() else None
 
     @property
     def sigma_px(self) -> float:

@@ -86,22 +86,6 @@ def synthetic_tile(seed: int, size: int = 512, w0: float = 10.0, sigma: float = 
                      key=f"synth:{seed}")
 
 
-def normalize_bands(array: np.ndarray, nodata=None) -> np.ndarray:
-    """Bands-first raster [B, H, W] -> HxWx3 uint8 image: uint8 as is, other types stretched per band
-    between the 2nd and 98th percentiles of valid pixels; one band (panchromatic) is repeated."""
-    bands = array[:3] if array.shape[0] >= 3 else np.repeat(array[:1], 3, axis=0)
-    out = np.zeros(bands.shape, np.uint8)
-    for i, band in enumerate(bands):
-        valid = np.ones(band.shape, bool) if nodata is None else band != nodata
-        if band.dtype == np.uint8:
-            out[i] = band
-        elif valid.any():
-            lo, hi = np.percentile(band[valid], [2, 98])
-            out[i] = np.clip((band.astype(np.float32) - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
-        out[i][~valid] = 0
-    return np.transpose(out, (1, 2, 0))
-
-
 # ---------------------------------------------------------------------------------------------
 # Chips: every tile cut into equal square chips so the whole set stacks into device-resident arrays.
 

@@ -128,8 +128,12 @@ def _run_phase(name, steps, step_fn, cfg, history, on_log: Callable | None):
 
 
 def train(cfg: TrainConfig, labelled: list[bt.Tile], unlabelled: list[bt.Tile] = (),
-          on_phase_end: Callable[[str, dict], None] | None = None, on_log: Callable | None = None):
+          on_phase_end: Callable[[str, dict], None] | None = None, on_log: Callable | None = None,
+          init_params: dict | None = None):
     """Train a U-Net; returns (params, summary dict with the history and what actually ran).
+
+    `init_params` (a checkpoint's params, e.g. the shipped model's) fine-tunes from them instead of
+    starting fresh; the architecture then comes from the checkpoint, not from `cfg`.
 
     Randomness is keyed on cfg.seed only (init, crops, mixup, augmentation), so a rerun with the same
     data and config on the same kind of device repeats the same batches.
@@ -138,8 +142,12 @@ def train(cfg: TrainConfig, labelled: list[bt.Tile], unlabelled: list[bt.Tile] =
         raise ValueError("no labelled tiles")
     if cfg.chip < cfg.crop:
         raise ValueError(f"chip ({cfg.chip}) must be >= crop ({cfg.crop})")
-    model = unet.Model(base=cfg.base, max_channels=cfg.max_channels, depth=cfg.depth)
-    params = unet.init_params(model, cfg.seed, size=unet.MULTIPLE * 2)
+    if init_params is not None:
+        model = unet.Model(**unet.config_from_params(init_params))
+        params = unet.to_float32(init_params)
+    else:
+        model = unet.Model(base=cfg.base, max_channels=cfg.max_channels, depth=cfg.depth)
+        params = unet.init_params(model, cfg.seed, size=unet.MULTIPLE * 2)
     history: list[dict] = []
     summary = {"params": unet.count_params(params), "device": str(jax.devices()[0].device_kind),
                "history": history, "phases": {}}

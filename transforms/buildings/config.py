@@ -8,6 +8,7 @@ from tessera.models import registry
 from tessera.models.base import SHIPPED_UNET
 from tessera.transforms.buildings.fields import DEFAULT_PLUS_CODE_LENGTH, DEFAULT_S2_LEVEL
 from tessera.transforms.buildings.grid import check_window_config
+from tessera.transforms.buildings.raster import MODEL_GSD_M
 
 FORMATS = ("geoparquet", "csv")
 
@@ -19,6 +20,15 @@ class BuildingsConfig:
     model: str = setting(SHIPPED_UNET,
                          help="U-Net checkpoint: a flax msgpack path, or FAMILY:PATH from the model "
                               "registry (default: the shipped model).")
+    bands: str = setting(
+        "", metavar="N[,N,N]",
+        help="File band numbers to read: one (panchromatic) or three in R,G,B order (e.g. 3,2,1 "
+             "for blue-green-red-NIR multispectral). Default: band 1 of one-band files, else 1,2,3.")
+    gsd_m: float = setting(
+        MODEL_GSD_M, flag="--gsd",
+        help="The model's pixel size in metres: rasters whose pixels differ by more than 10%% are "
+             "resampled to it (0: never). Geographic (EPSG:4326), Web Mercator and rotated rasters "
+             "are always warped to local UTM.")
     tile_size: int = setting(512, help="Window size in pixels (multiple of 16).")
     overlap: int = setting(128, help="Overlap of adjacent windows in pixels (even); buildings up to "
                                      "overlap/2 around their centroid come out whole.")
@@ -54,11 +64,22 @@ class BuildingsConfig:
         check_range(self, "s2_level", 0, 30)
         check_range(self, "batch_size", 1)
         check_range(self, "max_rows_per_file", 1)
+        check_range(self, "gsd_m", 0.0)
+        try:
+            numbers = self.band_numbers
+        except ValueError:
+            numbers = (0,)
+        check(len(numbers) in (0, 1, 3) and all(b >= 1 for b in numbers),
+              f"--bands takes one or three band numbers >= 1, like 3,2,1 (got {self.bands!r})")
         check(self.format in FORMATS, f"--format must be one of {', '.join(FORMATS)}")
         try:
             registry.parse(self.model, workload="buildings", default_family="unet")
         except ValueError as err:
             raise ConfigError(f"--model: {err}") from None
+
+    @property
+    def band_numbers(self) -> tuple[int, ...]:
+        return tuple(int(b) for b in self.bands.split(",")) if self.bands.strip() else ()
 
     @property
     def model_spec(self) -> registry.ModelSpec:
@@ -72,8 +93,11 @@ class BuildingsEvalConfig:
     labels: str = setting(help="label file (GeoJSON, GeoParquet, ...)")
     image: str = setting("", help="GeoTIFF to draw under the overlay (also fixes the CRS)")
     min_confidence: float = setting(0.0, help="ignore predictions below this, in [0, 1]")
+    free_regions: str = setting("", help="vector file of building-free regions (trees, lawns, "
+                                         "shadows, ...): predictions inside them are counted")
     output_json: str = setting("", help="also write the metrics here")
     png: str = setting("", help="write the overlay PNG here")
+    pr_png: str = setting("", help="write the precision-recall curve PNG here")
 
     def __post_init__(self):
         check_range(self, "min_confidence", 0.0, 1.0)

@@ -20,6 +20,12 @@ from tessera.schemas.buildings import GridKey, RasterInfo, WindowSpec, grid_id
 # ---- pure: grid and planning -------------------------------------------------------------------
 
 
+def utm_epsg(lat: float, lon: float) -> int:
+    """EPSG code of the UTM zone (WGS84) that contains (lat, lon)."""
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    return (32600 if lat >= 0 else 32700) + zone
+
+
 def grid_of(info: RasterInfo) -> tuple[GridKey, int, int]:
     """The grid a raster lies on, and the global (row, col) of the raster's pixel (0, 0)."""
     a, _, c, _, e, f = info.transform

@@ -106,3 +106,36 @@ def evaluate(preds, confidences, labels, threshold: float = IOU_THRESHOLD) -> di
     out.update(precision_recall_f1(preds, labels, threshold))
     out.update({"n_predictions": len(preds), "n_labels": len(labels), "iou_threshold": threshold})
     return out
+
+
+PRECISION_TARGETS = (0.80, 0.85, 0.90)
+CURVE_THRESHOLDS = np.round(np.arange(0.0, 1.0, 0.01), 2)
+
+
+def precision_recall_curve(preds, confidences, labels, thresholds=CURVE_THRESHOLDS,
+                           iou_threshold: float = IOU_THRESHOLD) -> list[dict[str, float]]:
+    """Precision, recall and F1 (one-to-one matching, as `precision_recall_f1`) of the predictions
+    kept by `--min-confidence c`, for each c in `thresholds` (IoUs computed once)."""
+    confidences = np.asarray(confidences, dtype=np.float64)
+    pairs = iou_pairs(preds, labels)
+    out = []
+    for c in thresholds:
+        kept = confidences >= c
+        sub = {k: v for k, v in pairs.items() if kept[k[0]]}
+        tp, n_pred, n_label = len(match_one_to_one(sub, iou_threshold)), int(kept.sum()), len(labels)
+        precision = tp / n_pred if n_pred else float("nan")
+        recall = tp / n_label if n_label else float("nan")
+        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+        out.append({"min_confidence": float(c), "precision": precision, "recall": recall, "f1": f1,
+                    "n_predictions": n_pred, "tp": tp})
+    return out
+
+
+def thresholds_for_precision(curve: list[dict], targets=PRECISION_TARGETS) -> dict[str, dict | None]:
+    """For each precision target, the lowest --min-confidence whose precision reaches it (so the
+    highest recall at that precision), as Open Buildings publishes per region; None if none does."""
+    out = {}
+    for target in targets:
+        hits = [p for p in curve if p["n_predictions"] and p["precision"] >= target]
+        out[f"{target:.2f}"] = min(hits, key=lambda p: p["min_confidence"]) if hits else None
+    return out

@@ -1,9 +1,11 @@
 """Reading GeoTIFF windows with rasterio (I/O module).
 
-RGB 8-bit, 16-bit and single-band panchromatic rasters are normalized per band to [0, 1] (8-bit:
-/255; other types: the 2nd-98th percentile of a decimated read, so one scale holds across a whole
-file) and nodata (nodata value, internal masks, alpha) is carried as a `valid` mask. Datasets are
-opened lazily and cached per worker; gs:// paths are read through `tessera.fileio`.
+Bands are normalized by `normalize.py` (the same functions training uses) and nodata (nodata value,
+internal masks, alpha) is carried as a `valid` mask. Imagery as it comes is accepted: a geographic
+(EPSG:4326), Web Mercator or rotated raster, or one whose pixels are far from the model's size, is
+read through a GDAL warped VRT onto the local UTM grid at the model's pixel size, so the model
+always sees ~0.5 m pixels in metres. Datasets are opened lazily and cached per worker; gs:// paths
+are read through `tessera.fileio`.
 """
 from __future__ import annotations
 
@@ -14,65 +16,100 @@ import numpy as np
 
 from tessera import fileio
 from tessera.schemas.buildings import RasterInfo, WindowSpec
-from tessera.transforms.buildings.grid import source_slices
+from tessera.transforms.buildings.grid import source_slices, utm_epsg
+from tessera.transforms.buildings.normalize import band_ranges, normalize_bands
+
+MODEL_GSD_M = 0.5         # the U-Net's pixel size
+GSD_TOLERANCE = 0.1       # rasters whose pixels differ more than this (relative) are resampled
+_SAMPLE_PIXELS = 512      # decimated read used to find per-band ranges of non-8-bit rasters
+_WEB_MERCATOR = (3857, 900913, 3785)
 
 
-def normalize_bands(raw: np.ndarray, ranges: tuple[tuple[float, float], ...]) -> np.ndarray:
-    """[bands, H, W] raw values -> [H, W, 3] float32 in [0, 1]; one band is repeated (panchromatic)."""
-    raw = np.asarray(raw, dtype=np.float32)
-    lo = np.asarray([r[0] for r in ranges], np.float32)[:, None, None]
-    hi = np.asarray([r[1] for r in ranges], np.float32)[:, None, None]
-    scaled = np.clip((raw - lo) / np.maximum(hi - lo, 1e-12), 0.0, 1.0)
-    if scaled.shape[0] == 1:
-        scaled = np.repeat(scaled, 3, axis=0)
-    return np.ascontiguousarray(np.moveaxis(scaled, 0, -1))
+def choose_bands(count: int, bands: tuple[int, ...] | None) -> tuple[int, ...] | str:
+    """The band numbers to read, or why they cannot be: 1 (panchromatic) or 3 (RGB order)."""
+    if bands:
+        if len(bands) not in (1, 3):
+            return f"--bands takes 1 or 3 band numbers, got {len(bands)}"
+        if max(bands) > count or min(bands) < 1:
+            return f"--bands {','.join(map(str, bands))} but the file has {count} band(s)"
+        return tuple(bands)
+    if count == 2:
+        return "2 bands (need 1 panchromatic or >= 3 with RGB first; or pick them with --bands)"
+    return (1,) if count == 1 else (1, 2, 3)
 
 
-def band_ranges(dtype: str, sample: np.ma.MaskedArray | None,
-                n_bands: int = 1) -> tuple[tuple[float, float], ...]:
-    """Per-band (low, high) used to normalize: 8-bit is absolute (as in training), anything else is
-    stretched between the 2nd and 98th percentile of `sample` ([bands, h, w], nodata masked)."""
-    if dtype == "uint8":
-        return tuple((0.0, 255.0) for _ in range(n_bands))
-    out = []
-    for band in sample:
-        values = band.compressed()
-        if values.size == 0:
-            out.append((0.0, 1.0))
-            continue
-        lo, hi = np.percentile(values, [2, 98])
-        out.append((float(lo), float(hi) if hi > lo else float(lo) + 1.0))
-    return tuple(out)
+def needs_warp(crs, transform, gsd_m: float) -> str | None:
+    """Why a raster must be warped to local UTM at `gsd_m` (None: read it as it is)."""
+    if crs.is_geographic:
+        return f"geographic CRS {crs.to_string()}"
+    if crs.to_epsg() in _WEB_MERCATOR:
+        return "Web Mercator (its metres grow with latitude)"
+    t = transform
+    if t.b != 0 or t.d != 0 or t.a <= 0 or abs(t.e + t.a) > 1e-6 * t.a:
+        return "rotated or non-square pixels"
+    metres = t.a * (crs.linear_units_factor[1] if crs.is_projected else 1.0)
+    if gsd_m and abs(metres / gsd_m - 1.0) > GSD_TOLERANCE:
+        return f"{metres:.3g} m pixels"
+    return None
 
 
-_SAMPLE_PIXELS = 512  # decimated read used to find per-band ranges of non-8-bit rasters
+def warp_grid(ds, gsd_m: float):
+    """(crs, transform, width, height) of the local UTM grid at `gsd_m` that covers `ds`.
+
+    A UTM source keeps its zone; the origin snaps to multiples of `gsd_m`, so warped files of one
+    area share one pixel grid (and windows across their borders).
+    """
+    from rasterio.crs import CRS
+    from rasterio.transform import Affine
+    from rasterio.warp import transform_bounds
+
+    lon0, lat0, lon1, lat1 = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
+    epsg = ds.crs.to_epsg()
+    if not (epsg and (32601 <= epsg <= 32660 or 32701 <= epsg <= 32760)):
+        epsg = utm_epsg((lat0 + lat1) / 2, (lon0 + lon1) / 2)
+    dst = CRS.from_epsg(epsg)
+    left, bottom, right, top = transform_bounds(ds.crs, dst, *ds.bounds, densify_pts=21)
+    left, top = math.floor(left / gsd_m) * gsd_m, math.ceil(top / gsd_m) * gsd_m
+    width = max(1, math.ceil((right - left) / gsd_m))
+    height = max(1, math.ceil((top - bottom) / gsd_m))
+    return dst, Affine(gsd_m, 0.0, left, 0.0, -gsd_m, top), width, height
 
 
-def inspect_raster(path: str) -> RasterInfo | tuple[str, str]:
-    """RasterInfo of a GeoTIFF, or (reason, detail) when it cannot be used."""
+def inspect_raster(path: str, bands: tuple[int, ...] | None = None,
+                   gsd_m: float = MODEL_GSD_M) -> RasterInfo | tuple[str, str]:
+    """RasterInfo of a GeoTIFF, or (reason, detail) when it cannot be used.
+
+    Args:
+      bands: file band numbers to read (1 or 3); default 1 for one band, else 1, 2, 3.
+      gsd_m: the model's pixel size; 0 never resamples (CRS and rotation are still handled).
+    """
     import rasterio
     from rasterio.errors import RasterioIOError
     try:
         with _open(path) as ds:
             if ds.crs is None or ds.transform.is_identity:
                 return "no_georeference", "no CRS or geotransform"
-            if ds.crs.is_geographic:
-                return "unsupported_crs", f"geographic CRS {ds.crs}: reproject to a metric CRS (UTM) first"
-            t = ds.transform
-            if t.b != 0 or t.d != 0 or t.a <= 0 or abs(t.e + t.a) > 1e-9 * t.a:
-                return "unsupported_transform", f"rotated or non-square pixels: {tuple(t)[:6]}"
-            if ds.count == 2:
-                return "unsupported_bands", "2 bands (need 1 panchromatic or >= 3 with RGB first)"
-            bands = (1,) if ds.count == 1 else (1, 2, 3)
-            dtype = ds.dtypes[0]
+            chosen = choose_bands(ds.count, bands)
+            if isinstance(chosen, str):
+                return "unsupported_bands", chosen
+            dtype = ds.dtypes[chosen[0] - 1]
             sample = None
             if dtype != "uint8":  # one stretch per file, from a decimated read (overviews if present)
                 scale = max(1, math.ceil(max(ds.width, ds.height) / _SAMPLE_PIXELS))
-                shape = (len(bands), max(1, ds.height // scale), max(1, ds.width // scale))
-                sample = ds.read(bands, out_shape=shape, masked=True)
-            return RasterInfo(path=path, crs_wkt=ds.crs.to_wkt(), transform=tuple(t)[:6],
-                              width=ds.width, height=ds.height, band_count=ds.count, dtype=dtype,
-                              nodata=ds.nodata, band_ranges=band_ranges(dtype, sample, len(bands)))
+                shape = (len(chosen), max(1, ds.height // scale), max(1, ds.width // scale))
+                sample = ds.read(chosen, out_shape=shape, masked=True)
+            ranges = band_ranges(dtype, sample, len(chosen))
+            why = needs_warp(ds.crs, ds.transform, gsd_m)
+            if why is None:
+                crs, transform, width, height = ds.crs, ds.transform, ds.width, ds.height
+            else:
+                crs, transform, width, height = warp_grid(ds, gsd_m or abs(ds.res[0]))
+                logging.getLogger(__name__).info("%s: %s; warped to %s at %.2f m", path, why,
+                                                 crs.to_string(), transform.a)
+            return RasterInfo(path=path, crs_wkt=crs.to_wkt(), transform=tuple(transform)[:6],
+                              width=width, height=height, band_count=ds.count, dtype=dtype,
+                              nodata=ds.nodata, band_ranges=ranges, bands=chosen,
+                              warped=why is not None)
     except (RasterioIOError, rasterio.errors.RasterioError) as e:
         return "corrupt_file", str(e)[:500]
 
@@ -91,20 +128,42 @@ class DatasetCache:
         self._max_open = max_open
         self._open: dict[str, object] = {}
 
-    def get(self, path: str):
-        ds = self._open.pop(path, None)
-        if ds is None:
-            ds = _open(path)
+    def get(self, info: RasterInfo):
+        """The dataset to read `info` from: the file, or its warped VRT."""
+        key = (info.path, info.warped, info.transform if info.warped else None)
+        entry = self._open.pop(key, None)
+        if entry is None:
+            entry = _open_for(info)
             if len(self._open) >= self._max_open:
                 oldest = next(iter(self._open))
-                self._open.pop(oldest).close()
-        self._open[path] = ds  # most recently used last
-        return ds
+                _close(self._open.pop(oldest))
+        self._open[key] = entry  # most recently used last
+        return entry[-1]
 
     def close(self) -> None:
-        for ds in self._open.values():
-            ds.close()
+        for entry in self._open.values():
+            _close(entry)
         self._open.clear()
+
+
+def _open_for(info: RasterInfo) -> tuple:
+    """(dataset, [vrt]): the file, plus the warped VRT onto the grid `info` describes."""
+    ds = _open(info.path)
+    if not info.warped:
+        return (ds,)
+    from rasterio.crs import CRS
+    from rasterio.enums import Resampling
+    from rasterio.transform import Affine
+    from rasterio.vrt import WarpedVRT
+
+    vrt = WarpedVRT(ds, crs=CRS.from_wkt(info.crs_wkt), transform=Affine(*info.transform),
+                    width=info.width, height=info.height, resampling=Resampling.bilinear)
+    return ds, vrt
+
+
+def _close(entry: tuple) -> None:
+    for ds in reversed(entry):
+        ds.close()
 
 
 def read_window(spec: WindowSpec, cache: DatasetCache):
@@ -124,10 +183,9 @@ def read_window(spec: WindowSpec, cache: DatasetCache):
         if sl is None:
             continue
         ((r0, r1), (c0, c1)), dst = sl
-        bands = (1,) if info.band_count == 1 else (1, 2, 3)
         try:
-            ds = cache.get(info.path)
-            raw = ds.read(bands, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
+            ds = cache.get(info)
+            raw = ds.read(info.bands, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
         except Exception as e:  # noqa: BLE001 - any read failure of a source becomes a dead letter
             failures.append((info.path, f"{type(e).__name__}: {e}"[:500]))
             continue
@@ -140,6 +198,29 @@ def read_window(spec: WindowSpec, cache: DatasetCache):
         valid[dst] = target_valid | ok
         coverage[info.path] = coverage.get(info.path, False) or bool(ok.any())
     return image, valid, coverage, failures
+
+
+
+def read_raster(path: str, bands: tuple[int, ...] | None = None, gsd_m: float = MODEL_GSD_M):
+    """A whole raster as the model sees it: what `tessera buildings` reads window by window.
+
+    Returns:
+      (image [H, W, 3] float32 in [0, 1], valid [H, W] bool, RasterInfo of the grid read).
+    Raises:
+      ValueError: the raster cannot be used (the message says why, as the dead letter would).
+    """
+    info = inspect_raster(path, bands, gsd_m)
+    if not isinstance(info, RasterInfo):
+        raise ValueError(f"{path}: {info[0]}: {info[1]}")
+    cache = DatasetCache(max_open=1)
+    try:
+        raw = cache.get(info).read(info.bands, masked=True)
+    finally:
+        cache.close()
+    valid = ~np.ma.getmaskarray(raw).all(axis=0)
+    image = normalize_bands(np.ma.getdata(raw), info.band_ranges)
+    image[~valid] = 0.0
+    return image, valid, info
 
 
 logging.getLogger("rasterio").setLevel(logging.ERROR)

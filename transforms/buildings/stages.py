@@ -16,7 +16,7 @@ from tessera.transforms.buildings.geoparquet import write_partition
 from tessera.transforms.buildings.grid import (WindowKey, assemble_window, check_window_config, pack_valid,
                                                plan_windows, window_core, window_transform)
 from tessera.transforms.buildings.polygons import window_instances
-from tessera.transforms.buildings.raster import DatasetCache, inspect_raster, read_window
+from tessera.transforms.buildings.raster import MODEL_GSD_M, DatasetCache, inspect_raster, read_window
 
 
 
@@ -29,8 +29,11 @@ NAMESPACE = "buildings"
 class InspectRastersFn(beam.DoFn):
     """path -> RasterInfo, or a DeadLetter (corrupt_file, no_georeference, unsupported_*)."""
 
+    def __init__(self, bands: tuple[int, ...] | None = None, gsd_m: float = MODEL_GSD_M):
+        self._bands, self._gsd_m = bands, gsd_m
+
     def process(self, path: str):
-        result = inspect_raster(path)
+        result = inspect_raster(path, self._bands, self._gsd_m)
         if isinstance(result, RasterInfo):
             Metrics.counter(NAMESPACE, "tiles").inc()
             yield result
@@ -80,13 +83,15 @@ def _all_nodata(element):
 class ReadWindows(beam.PTransform):
     """PCollection[path] -> (windows: PCollection[(WindowKey, image)], dead_letters: PCollection[DeadLetter])."""
 
-    def __init__(self, size: int, overlap: int):
+    def __init__(self, size: int, overlap: int, bands: tuple[int, ...] | None = None,
+                 gsd_m: float = MODEL_GSD_M):
         super().__init__()
         check_window_config(size, overlap)
         self._size, self._overlap = size, overlap
+        self._inspect = InspectRastersFn(bands, gsd_m)
 
     def expand(self, paths):
-        inspected = paths | "InspectRasters" >> beam.ParDo(InspectRastersFn()).with_outputs(DEAD, main="ok")
+        inspected = paths | "InspectRasters" >> beam.ParDo(self._inspect).with_outputs(DEAD, main="ok")
         specs = (inspected.ok
                  | "PlanWindows" >> beam.FlatMap(plan_windows, self._size, self._overlap)
                  | "GroupWindowSources" >> beam.GroupByKey()

@@ -123,13 +123,34 @@ def test_train_ablations_from_geotiffs(tmp_path):
 
 
 def test_geotiff_labels_rasterize_onto_the_scene(tmp_path):
-    from tessera.pipelines import buildings_train
     from tessera.pipelines import synth_scene
+    from tessera.training.buildings import geotiff
     from tessera.training.buildings.scenes import render_scene
 
     info = synth_scene.write_scene(str(tmp_path / "s"), seed=9, size=96)
-    tiles = buildings_train.read_geotiff_tiles(info["image"], info["labels"], w0=10, sigma=5)
+    tiles = geotiff.labelled_tiles(info["image"], info["labels"], w0=10, sigma_m=2.5)
     truth = render_scene(9, 96)
     assert np.array_equal(tiles[0].image, truth.image)
     agree = (tiles[0].mask > 0) == truth.mask
     assert agree.mean() > 0.99  # rasterio burns the same polygons (up to edge-pixel ties)
+
+
+def test_fine_tuning_starts_from_a_checkpoint_and_keeps_its_architecture(tmp_path):
+    """--init-from PATH: real GeoTIFF + labels, the checkpoint's (tiny) architecture wins over the
+    default --base/--max-channels, and training moves the weights from where the checkpoint was."""
+    from tessera.models import params_io, registry, unet
+    from tessera.pipelines import buildings_train
+    from tessera.pipelines import synth_scene
+
+    start = registry.write_tiny("unet", str(tmp_path / "start"), seed=4)
+    info = synth_scene.write_scene(str(tmp_path / "scene"), seed=6, size=64)
+    out = tmp_path / "tuned.msgpack"
+    assert buildings_train.main(["--init-from", start, "--images", info["image"], "--labels", info["labels"],
+                                 "--no-self-training", "--steps", "2", "--batch-size", "2", "--crop", "32",
+                                 "--chip", "64", "--processes", "1", "--output", str(out)]) == 0
+    card = _card(out)
+    assert card["data"]["init_from"] == start and card["model"]["base"] == unet.TINY_CONFIG["base"]
+    before, after = params_io.load_params(start), params_io.load_params(str(out))
+    leaves = lambda p: [np.asarray(x, np.float32) for x in __import__("jax").tree_util.tree_leaves(p)]
+    diffs = [np.abs(a - b).max() for a, b in zip(leaves(before), leaves(after))]
+    assert 0 < max(diffs) < 0.1  # moved a little from the checkpoint, not re-initialised

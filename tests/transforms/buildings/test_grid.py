@@ -117,7 +117,8 @@ def test_inspect_reasons(tmp_path):
     with rasterio.open(tmp_path / "ll.tif", "w", driver="GTiff", width=8, height=8, count=3, dtype="uint8",
                        crs="EPSG:4326", transform=from_origin(15.0, 36.0, 1e-5, 1e-5)) as ds:
         ds.write(np.zeros((3, 8, 8), np.uint8))
-    assert buildings_raster.inspect_raster(str(tmp_path / "ll.tif"))[0] == "unsupported_crs"
+    warped = buildings_raster.inspect_raster(str(tmp_path / "ll.tif"))  # lat/lon: warped to UTM 33N
+    assert warped.warped and "32633" in warped.crs_wkt.replace('"', "") and warped.transform[0] == 0.5
     ok = buildings_raster.inspect_raster(write_tif(tmp_path / "ok.tif", rgb_scene(16, 16, [])))
     assert isinstance(ok, RasterInfo) and os.path.basename(ok.path) == "ok.tif"
 

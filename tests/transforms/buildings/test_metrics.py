@@ -111,3 +111,51 @@ def test_buildings_eval_cli_on_geoparquet_and_csv(tmp_path):
                                 "--output-json", str(out_json)]) == 0
     m2 = json.loads(out_json.read_text())
     assert (m2["tp"], m2["fp"], m2["fn"]) == (m["tp"], m["fp"], m["fn"])
+
+
+def test_precision_recall_curve_and_the_thresholds_that_reach_a_precision():
+    labels = [box(i * 20, 0, i * 20 + 10, 10) for i in range(4)]
+    preds = labels[:3] + [box(100, 0, 110, 10), box(200, 0, 210, 10)]  # 3 hits, 2 false buildings
+    conf = [0.9, 0.8, 0.5, 0.7, 0.3]
+    curve = bm.precision_recall_curve(preds, conf, labels, thresholds=[0.0, 0.4, 0.6, 0.75, 0.85, 0.95])
+    by_c = {p["min_confidence"]: p for p in curve}
+    assert (by_c[0.0]["tp"], by_c[0.0]["n_predictions"]) == (3, 5)
+    assert by_c[0.4]["precision"] == pytest.approx(3 / 4) and by_c[0.4]["recall"] == pytest.approx(3 / 4)
+    assert by_c[0.6]["precision"] == pytest.approx(2 / 3)  # 0.9, 0.8 hit; 0.7 false
+    assert by_c[0.75]["precision"] == 1.0 and by_c[0.75]["recall"] == 0.5
+    assert math.isnan(by_c[0.95]["precision"]) and by_c[0.95]["n_predictions"] == 0
+    thresholds = bm.thresholds_for_precision(curve, targets=(0.7, 0.9))
+    assert thresholds["0.70"]["min_confidence"] == 0.4  # the lowest threshold, so the most recall
+    assert thresholds["0.90"]["min_confidence"] == 0.75
+    assert bm.thresholds_for_precision(curve, targets=(1.01,)) == {"1.01": None}
+
+
+def test_buildings_eval_counts_false_buildings_in_free_regions_and_refuses_missing_predictions(
+        tmp_path, capsys):
+    import geopandas as gpd
+
+    from tessera.pipelines import buildings_eval
+
+    crs = "EPSG:32633"
+    preds = gpd.GeoDataFrame({"confidence": [0.9, 0.6, 0.8]},
+                             geometry=[box(0, 0, 10, 10), box(100, 100, 110, 110), box(300, 0, 305, 5)], crs=crs)
+    regions = gpd.GeoDataFrame({"kind": ["trees", "lawn"]},
+                               geometry=[box(90, 90, 150, 150), box(200, 200, 250, 250)], crs=crs)
+    out = buildings_eval.false_in_free_regions(preds, regions, crs)
+    assert out["false_buildings"] == 1 and out["by_kind"] == {"trees": 1, "lawn": 0}
+    assert out["free_area_m2"] == pytest.approx(3600 + 2500)
+    labels = tmp_path / "labels.geojson"
+    regions.to_crs(4326).to_file(labels, driver="GeoJSON")
+    assert buildings_eval.main(["--predictions", str(tmp_path / "nowhere"), "--labels", str(labels)]) == 2
+    assert "no GeoParquet or CSV files there" in capsys.readouterr().err
+
+
+def test_with_an_image_only_labels_on_it_are_scored():
+    import geopandas as gpd
+
+    from tessera.pipelines import buildings_eval
+
+    labels = gpd.GeoDataFrame(geometry=[box(0, 0, 10, 10), box(90, 0, 110, 10), box(500, 0, 510, 10)],
+                              crs="EPSG:32633")
+    kept = buildings_eval.within_extent(labels, (0.0, 100.0, -50.0, 50.0), "EPSG:32633")
+    assert list(kept.index) == [0]  # the second straddles the edge: its centroid is off the image
