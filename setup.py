@@ -58,6 +58,8 @@ setuptools.setup(
     extras_require={
         "gpu": ["jax[cuda12]"],
         "test": ["pytest>=8", "pytest-xdist>=3"],
+        # benchmarks/parity_siglip.py only (HF SiglipModel as the reference); CPU torch build
+        "parity": ["torch==2.13.0", "transformers"],
     },
     entry_points={"console_scripts": ["tessera=tessera.pipelines.cli:main"]},
 )

@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         report["dev_total"] = summarize(results)
     if args.test:
         report["test"] = measure_test(model, os.path.join(args.out, name), args.force)
+    os.makedirs(os.path.join(args.out, name), exist_ok=True)
+    with open(os.path.join(args.out, name, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
     print(json.dumps(report, indent=1))
     return 0
 

@@ -8,6 +8,9 @@
     paligemma   label               big_vision .npz (tokenizer beside it) or a directory of both;
                                     or an explicit TOKENIZER.model after a comma
     savedmodel  label               a TF SavedModel directory (any image classifier)
+    siglip      label               big_vision two-tower .npz (tokenizer beside it) or a directory
+                                    of both, or TOKENIZER.model after a comma; sigmoid scores
+    lit         label               the same files; softmax scores over the classes (LiT, CLIP)
 
 Every family module exposes `load(path)` and `write_tiny(directory, seed=0) -> path`: a tiny
 checkpoint in the family's real format, which tests load through the same code as real ones
@@ -51,6 +54,7 @@ class Family:
     path_help: str = "PATH"
     takes_path: bool = True
     loader: str | None = None
+    takes_tokenizer: bool = False  # PATH may end in `,TOKENIZER.model`
 
     def load_fn(self) -> Callable:
         module, _, name = (self.loader or f"{self.module}:load").partition(":")
@@ -110,7 +114,7 @@ def parse(spec: str, *, workload: str | None = None, default_family: str | None 
         return ModelSpec(family)
     if not rest:
         raise ValueError(f"`{family}` needs a path: {family}:{info.path_help}")
-    if family == "paligemma":
+    if info.takes_tokenizer:
         ckpt, _, tok = rest.partition(",")
         return ModelSpec(family, ckpt, tok or None)
     return ModelSpec(family, rest)
@@ -169,6 +173,18 @@ def _paligemma(spec: ModelSpec, batch_size: int, accelerator: str | None, option
     return PaliGemmaModelHandler.from_path(spec.path, **kwargs)
 
 
+def _zero_shot(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
+    from tessera.models.handlers.siglip import ZeroShotHandler  # JAX only when asked for
+    kwargs = dict(scoring="softmax" if spec.family == "lit" else "sigmoid",
+                  class_names=tuple(options.get("class_names") or ()),
+                  template=options.get("prompt") or "", top_k=options.get("top_k") or 5,
+                  embeddings=bool(options.get("embeddings")), batch_size=batch_size,
+                  accelerator=accelerator, model_name=spec.name)
+    if spec.tokenizer:
+        return ZeroShotHandler(spec.path, spec.tokenizer, **kwargs)
+    return ZeroShotHandler.from_path(spec.path, **kwargs)
+
+
 def _savedmodel(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
     from tessera.models.handlers.savedmodel_classifier import SavedModelClassifierHandler
     return SavedModelClassifierHandler(spec.path, accelerator=accelerator,
@@ -183,7 +199,12 @@ for _family in (
         Family("seq2seq", "tessera.models.seq2seq", ("mcd",), jax_handler, "MSGPACK"),
         Family("ocr", "tessera.models.ocr", ("label",), _ocr, takes_path=False),
         Family("paligemma", "tessera.models.paligemma", ("label",), _paligemma,
-               "CKPT.npz|DIR[,TOKENIZER.model]"),
+               "CKPT.npz|DIR[,TOKENIZER.model]", takes_tokenizer=True),
+        Family("siglip", "tessera.models.siglip", ("label",), _zero_shot,
+               "CKPT.npz|DIR[,TOKENIZER.model]", takes_tokenizer=True),
+        Family("lit", "tessera.models.siglip", ("label",), _zero_shot,
+               "CKPT.npz|DIR[,TOKENIZER.model]", takes_tokenizer=True,
+               loader="tessera.models.siglip:load_lit"),
         Family("savedmodel", "tessera.models.savedmodel_classifier", ("label",), _savedmodel,
                "DIR", loader="tessera.models.handlers.savedmodel_classifier:load")):
     register(_family)

@@ -1,20 +1,16 @@
-"""`tessera buildings-train`: train the building-segmentation U-Net (Open Buildings recipe).
+"""`tessera buildings-train`: train or fine-tune the building-segmentation U-Net (Open Buildings recipe).
 
-Trains from GeoTIFFs plus vector labels (any file geopandas reads; rasterized with rasterio in each
-image's grid), or from synthetic scenes rendered in memory (the same scenes `tessera synth-scene`
-writes), with separation-weighted loss, mixup and self-training on unlabelled tiles. Writes the
-params as flax msgpack and a JSON card (config, data, history, scores) beside them.
+Trains from GeoTIFFs plus vector labels (read exactly as `tessera buildings` reads them: same bands,
+warp and stretch), from scenes rendered on real building layouts (`--world-seeds`, world.py) and/or
+the first generator (`--synthetic-seeds`), with separation-weighted loss, mixup, appearance
+matching to real tiles and self-training on unlabelled tiles. Writes flax msgpack and a JSON card.
 
-Local (from GeoTIFFs):
-  tessera buildings-train --images 'data/train/*/scene.tif' --labels 'data/train/*/buildings.geojson' \\
-      --unlabelled 'data/unlabelled/*.tif' --output out/unet.msgpack
-Ablations: add --no-mixup and/or --no-self-training.
-The shipped model (models/weights/unet_buildings.md has the exact command and where it ran):
-  python -m tessera.pipelines.buildings_train --synthetic-seeds 0:320 --synthetic-unlabelled-seeds 100000:100160 \\
-      --val-seeds 90000:90008 --batch-size 32 --steps 3000 --student-steps 2000 --processes 16 \\
-      --save-dtype float16 --output models/weights/unet_buildings.msgpack
+Fine-tune the shipped model on your labels (README recipe):
+  tessera buildings-train --init-from shipped --images 'mine/*.tif' --labels 'mine/buildings.geojson' \
+      --no-self-training --steps 300 --batch-size 8 --lr 5e-4 --output out/my_unet.msgpack
+The shipped model: models/weights/unet_buildings.md and .json (exact command, data and time).
 
-Training is not a Beam job: it is one process on one accelerator (or CPU); run it on a GPU VM, e.g.
+Training is not a Beam job: one process on one accelerator (or CPU); on a GPU VM,
 `pip install -e .[gpu]` then the same command. Inference at scale is `tessera buildings` on Dataflow.
 """
 from __future__ import annotations
@@ -138,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.images:
         labelled += geotiff.labelled_tiles(config.images, config.labels, w0=config.w0,
                                            sigma_m=config.sigma_m, bands=config.band_numbers,
-                                           gsd_m=config.gsd_m)
+                                           gsd_m=config.gsd_m) * config.repeat_images
     if config.unlabelled and config.self_training:
         unlabelled += geotiff.unlabelled_tiles(config.unlabelled, config.band_numbers, config.gsd_m)
     data_seconds = time.time() - t0

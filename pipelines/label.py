@@ -1,4 +1,5 @@
-"""`tessera label`: batch-label an image corpus with OCR, PaliGemma or a TF SavedModel classifier.
+"""`tessera label`: batch-label an image corpus with OCR, PaliGemma, SigLIP/LiT zero-shot classes
+(and image embeddings) or a TF SavedModel classifier.
 
 read (image globs, or Parquet/TFRecord of encoded images) -> skip keys already done (--resume)
 -> size probe -> group by (size bucket, shard) into batches -> decode (EXIF, RGB, bomb check)
@@ -10,6 +11,8 @@ Local:
   tessera label --input 'out/mixture/*.parquet' --output out/captions \\
       --model paligemma:ckpt/pt_224.npz,ckpt/tokenizer.model --prompt 'caption en' --batch-size 16
   tessera label --input 'photos/*.jpg' --output out/cls --model savedmodel:models/mobilenet
+  tessera label --input 'imgs/*.jpg' --output out/zs --model siglip:ckpt/siglip.npz \\
+      --classes 'cat,dog,car' --prompt 'a photo of a {}.' --embeddings
   (a killed run continues with the same command plus --resume)
 
 Dataflow, GPU workers (the model stage only gets the accelerator hint):
@@ -31,7 +34,7 @@ import apache_beam as beam
 from tessera import fileio
 from tessera.config import ConfigError, to_dict
 from tessera.fileio import join
-from tessera.models.registry import make_handler, parse
+from tessera.models.registry import get as get_family, make_handler, parse
 from tessera.pipelines import common
 from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters, is_complete
 from tessera.transforms.label.config import LabelConfig
@@ -49,7 +52,8 @@ def build(pipeline: beam.Pipeline, config: LabelConfig) -> dict:
     spec = parse(config.model, workload=WORKLOAD)
     handler = make_handler(spec, batch_size=config.batch_size, accelerator=config.accelerator,
                            resolution=config.resolution, max_decode_len=config.max_decode_len,
-                           top_k=config.top_k)
+                           top_k=config.top_k, class_names=config.class_names(),
+                           embeddings=config.embeddings, prompt=config.prompt)
     if config.resume:
         done = pipeline | "ReadDoneKeys" >> ReadDoneKeys(config.output)
     else:
@@ -73,7 +77,7 @@ def build(pipeline: beam.Pipeline, config: LabelConfig) -> dict:
                 "error_files": dead_files} | "Finalize" >> FinalizeOutput(
         config.output, workload=WORKLOAD, config=to_dict(config),
         inputs=input_fingerprint(config, read_step.input_format), model_path=model_file(spec),
-        extra={"model": spec.name, "run_id": config.run_id})
+        extra={"model_name": spec.name, "run_id": config.run_id})  # "model" holds path + sha256
     return {"labels": labelled["main"], "dead_letters": dead, "shards": shards,
             "manifest": manifest}
 
@@ -88,7 +92,7 @@ def input_fingerprint(config: LabelConfig, input_format: str):
 
 def model_file(spec) -> str | None:
     """The file whose checksum the manifest records (OCR weights are the pinned wheel's)."""
-    if spec.family == "paligemma":
+    if get_family(spec.family).takes_tokenizer:  # a big_vision .npz with its tokenizer
         if spec.tokenizer:
             return spec.path
         from tessera.models.paligemma.paths import resolve_paths
@@ -122,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         return common.input_error(PROG, err)
     prepare_output(config)
-    counts = common.run_pipeline(build, config, options)
+    try:
+        counts = common.run_pipeline(build, config, options)
+    except ConfigError as err:  # found while building, e.g. an unreadable --classes-file
+        return common.input_error(PROG, err)
     logging.info("label: inputs=%s labelled=%s skipped_done=%s dead_letters=%s",
                  counts.get("label:inputs", 0), counts.get("label:labelled", 0),
                  counts.get("label:skipped_done", 0), counts.get("dead_letters:total", 0))

@@ -28,17 +28,20 @@ class LabelRequest:
 
 @dataclasses.dataclass(frozen=True)
 class LabelResult:
+    """One labelled image; `embedding` (L2-normalised image embedding) only when asked for."""
     key: str
     model: str
     prompt: str
     text: str
     boxes: tuple[Box, ...] = ()
     error: str | None = None
+    embedding: tuple[float, ...] | None = None
 
     def to_row(self) -> dict:
         return {
             "key": self.key, "model": self.model, "prompt": self.prompt, "text": self.text,
             "boxes": [dataclasses.asdict(b) for b in self.boxes], "error": self.error,
+            "embedding": None if self.embedding is None else list(self.embedding),
         }
 
 
@@ -50,4 +53,5 @@ BOX_TYPE = pa.struct([
 LABEL_SCHEMA = pa.schema([
     ("key", pa.string()), ("model", pa.string()), ("prompt", pa.string()), ("text", pa.string()),
     ("boxes", pa.list_(BOX_TYPE)), ("error", pa.string()),
+    ("embedding", pa.list_(pa.float32())),  # nullable; since schema 1.2.0 (--embeddings)
 ])

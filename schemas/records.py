@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 
-SCHEMA_VERSION = "1.1.0"  # see schemas/RELEASE_NOTES.md
+SCHEMA_VERSION = "1.2.0"  # see schemas/RELEASE_NOTES.md
 
 
 @dataclasses.dataclass(frozen=True)

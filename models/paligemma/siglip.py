@@ -24,11 +24,13 @@ def layer_norm(x, p):
     return (y * p["scale"] + p["bias"]).astype(x.dtype)
 
 
-def _mha(p, x):
-    """flax MultiHeadDotProductAttention self-attention (DenseGeneral q/k/v/out)."""
+def attention(p, x, context=None):
+    """flax MultiHeadDotProductAttention (DenseGeneral q/k/v/out): queries from `x`, keys and values
+    from `context` (default `x`: self-attention; SigLIP's MAP head attends from a probe token)."""
+    context = x if context is None else context
     q = jnp.einsum("BLD,DNH->BLNH", x, p["query"]["kernel"]) + p["query"]["bias"]
-    k = jnp.einsum("BLD,DNH->BLNH", x, p["key"]["kernel"]) + p["key"]["bias"]
-    v = jnp.einsum("BLD,DNH->BLNH", x, p["value"]["kernel"]) + p["value"]["bias"]
+    k = jnp.einsum("BLD,DNH->BLNH", context, p["key"]["kernel"]) + p["key"]["bias"]
+    v = jnp.einsum("BLD,DNH->BLNH", context, p["value"]["kernel"]) + p["value"]["bias"]
     q = q / jnp.sqrt(q.shape[-1]).astype(q.dtype)
     logits = jnp.einsum("BTNH,BSNH->BNTS", q, k).astype(jnp.float32)
     probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
@@ -36,16 +38,26 @@ def _mha(p, x):
     return jnp.einsum("BTNH,NHD->BTD", y, p["out"]["kernel"]) + p["out"]["bias"]
 
 
-def _mlp(p, x):
+def mlp(p, x):
     h = x @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
     h = jax.nn.gelu(h, approximate=True)  # flax nn.gelu default.
     return h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
 
 
-def _block(p, x):
+def encoder_block(p, x):
     """Pre-LN encoder block: x + MHA(LN(x)), then x + MLP(LN(x))."""
-    x = x + _mha(p["MultiHeadDotProductAttention_0"], layer_norm(x, p["LayerNorm_0"]))
-    return x + _mlp(p["MlpBlock_0"], layer_norm(x, p["LayerNorm_1"]))
+    x = x + attention(p["MultiHeadDotProductAttention_0"], layer_norm(x, p["LayerNorm_0"]))
+    return x + mlp(p["MlpBlock_0"], layer_norm(x, p["LayerNorm_1"]))
+
+
+def transformer(params, x):
+    """big_vision `vit.Encoder` over tokens [B, L, D]: the scanned `encoderblock` stack, then
+    `encoder_norm` (shared by SigLIP's image tower and its text tower)."""
+    def step(carry, block_params):
+        return encoder_block(block_params, carry), None
+
+    x, _ = jax.lax.scan(step, x, params["encoderblock"])
+    return layer_norm(x, params["encoder_norm"])
 
 
 def patchify(images, patch):
@@ -55,22 +67,21 @@ def patchify(images, patch):
     return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, (h // patch) * (w // patch), patch * patch * c)
 
 
+def embed_patches(params, images, patch_size: int):
+    """images float [B, R, R, 3] -> patch tokens [B, (R/p)^2, width] plus the learned posemb."""
+    if images.shape[1] % patch_size or images.shape[2] % patch_size:
+        raise ValueError(f"image size {images.shape[1:3]} is not a multiple of {patch_size}")
+    kernel = params["embedding"]["kernel"]
+    x = patchify(images.astype(kernel.dtype), patch_size)
+    # A stride-p VALID conv is exactly this matmul over flattened patches.
+    x = x @ kernel.reshape(-1, kernel.shape[-1]) + params["embedding"]["bias"]
+    return x + params["pos_embedding"].astype(x.dtype)
+
+
 def encode(params, images, cfg: VisionConfig):
     """images float [B, R, R, 3] in [-1, 1] -> tokens [B, (R/14)^2, LLM width] (ViT width if no
     head)."""
-    if images.shape[1] % cfg.patch_size or images.shape[2] % cfg.patch_size:
-        raise ValueError(f"image size {images.shape[1:3]} is not a multiple of {cfg.patch_size}")
-    kernel = params["embedding"]["kernel"]
-    x = patchify(images.astype(kernel.dtype), cfg.patch_size)
-    # A stride-p VALID conv is exactly this matmul over flattened patches.
-    x = x @ kernel.reshape(-1, kernel.shape[-1]) + params["embedding"]["bias"]
-    x = x + params["pos_embedding"].astype(x.dtype)
-
-    def step(carry, block_params):
-        return _block(block_params, carry), None
-
-    x, _ = jax.lax.scan(step, x, params["Transformer"]["encoderblock"])
-    x = layer_norm(x, params["Transformer"]["encoder_norm"])
+    x = transformer(params["Transformer"], embed_patches(params, images, cfg.patch_size))
     if "head" in params:
         x = x @ params["head"]["kernel"] + params["head"]["bias"]
     return x

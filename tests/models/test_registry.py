@@ -10,7 +10,7 @@ import pytest
 from tessera.models import registry
 
 
-SHIPPED = ["ocr", "paligemma", "savedmodel", "seq2seq", "small_cnn", "unet"]
+SHIPPED = ["lit", "ocr", "paligemma", "savedmodel", "seq2seq", "siglip", "small_cnn", "unet"]
 
 
 def test_every_family_has_a_loader_a_tiny_variant_and_a_handler():
@@ -28,6 +28,8 @@ def test_every_family_has_a_loader_a_tiny_variant_and_a_handler():
     ("paligemma:/ck/pt_224.npz", {}, ("paligemma", "/ck/pt_224.npz", None)),
     ("paligemma:a.npz,b.model", {}, ("paligemma", "a.npz", "b.model")),
     ("savedmodel:gs://b/m", {}, ("savedmodel", "gs://b/m", None)),
+    ("siglip:gs://b/so400m.npz", {}, ("siglip", "gs://b/so400m.npz", None)),
+    ("lit:a.npz,b.model", {"workload": "label"}, ("lit", "a.npz", "b.model")),
     ("unet:w.msgpack", {}, ("unet", "w.msgpack", None)),
     ("w.msgpack", {"default_family": "unet"}, ("unet", "w.msgpack", None)),
     ("gs://b/w.msgpack", {"default_family": "unet"}, ("unet", "gs://b/w.msgpack", None)),
@@ -39,7 +41,7 @@ def test_parse(spec, kwargs, expected):
 
 
 @pytest.mark.parametrize("spec, kwargs, message", [
-    ("yolo", {"workload": "label"}, "expected one of: ocr | paligemma:"),
+    ("yolo", {"workload": "label"}, "expected one of: lit:CKPT.npz"),
     ("yolo:x", {}, "unknown model 'yolo:x'"),
     ("savedmodel", {}, "needs a path"),
     ("ocr:/x", {}, "takes no path"),
@@ -94,3 +96,9 @@ def test_paligemma_tiny_variant_loads(tmp_path):
     spec = registry.write_tiny_spec("paligemma", str(tmp_path / "pg"))
     model = registry.load(spec)
     assert model.cfg.vision.image_size == 28 and model.tokenizer.vocab_size > 0
+
+
+def test_label_usage_lists_the_zero_shot_families():
+    usage = registry.usage("label")
+    assert "siglip:CKPT.npz|DIR[,TOKENIZER.model]" in usage and "lit:" in usage
+    assert registry.get("lit").load_fn().__name__ == "load_lit"

@@ -75,6 +75,9 @@ def test_savedmodel_labels_through_the_pipeline(colour_model, tmp_path):
     for row in rows:
         assert row["text"] == expected[os.path.basename(row["key"])[0]]
         assert row["model"] == f"savedmodel:{colour_model}" and len(row["boxes"]) == 3
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model_name"] == f"savedmodel:{colour_model}"
+    assert manifest["model"]["path"].endswith("saved_model.pb") and len(manifest["model"]["sha256"]) == 64
 
 
 def test_tfrecord_input_of_examples(colour_model, tmp_path):

@@ -93,7 +93,8 @@ def test_corpus_with_corrupt_files_is_fully_accounted(corpus, tmp_path):
     texts = dict(zip(keys, table.column("text").to_pylist()))
     hyps = [texts[str(corpus / f"line{i:02d}.{'jpeg' if i % 3 == 0 else 'png'}")] for i in range(18)]
     assert cer([_text(i) for i in range(18)], hyps) <= 0.1, hyps  # right text under the right key
-    assert all(row["error"] is None and row["boxes"] for row in table.to_pylist())
+    assert all(row["error"] is None and row["boxes"] and row["embedding"] is None
+               for row in table.to_pylist())
     manifest = json.loads((out / "manifest.json").read_text())
     assert (out / "COMPLETED").exists() and manifest["counts"]["labelled"] == 18
     assert manifest["counts"]["errors"] == 2
@@ -194,3 +195,67 @@ def test_paligemma_tiny_checkpoint_through_the_pipeline(corpus, tmp_path):
     assert all(r["prompt"] == "caption en" and r["model"].startswith("paligemma:") for r in rows)
     assert [e["reason"] for e in _errors(str(out))] == ["undecodable"]
     assert counters["label:inputs"] == 5 and counters["label:labelled"] == 4
+
+
+def _decoded(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_siglip_zero_shot_classes_and_embeddings_through_the_pipeline(corpus, tmp_path):
+    """`--model siglip:CKPT --classes ... --embeddings` with the tiny big_vision checkpoint: scores
+    and embeddings equal an independent run of the loaded model; a corrupt file is dead-lettered."""
+    from tessera.models import registry
+    spec = registry.write_tiny_spec("siglip", str(tmp_path / "siglip"))
+    out = tmp_path / "out"
+    counters = _run(_config([str(corpus / "line0[0-3].*"), str(corpus / "line90.png")], out,
+                            model=spec, classes="cat, dog,car", embeddings=True, top_k=2,
+                            prompt="a photo of a {}."))
+    table = _labels(str(out))
+    assert table.schema.equals(LABEL_SCHEMA)
+    rows = {os.path.basename(r["key"]): r for r in table.to_pylist()}
+    assert sorted(rows) == ["line00.jpeg", "line01.png", "line02.png", "line03.jpeg"]
+    assert [e["reason"] for e in _errors(str(out))] == ["undecodable"]
+    assert counters["label:inputs"] == 5 and counters["label:labelled"] == 4
+    model = registry.load(spec)
+    text = model.embed_texts([f"a photo of a {c}." for c in ("cat", "dog", "car")])
+    for name, row in rows.items():
+        image = _decoded(corpus / name)
+        emb = model.embed_images([image])[0]
+        scores = model.scores(model.logits(emb[None], text))[0]
+        best = np.argsort(-scores)[:2]
+        assert [b["label"] for b in row["boxes"]] == [("cat", "dog", "car")[i] for i in best]
+        np.testing.assert_allclose([b["score"] for b in row["boxes"]], scores[best], rtol=1e-4)
+        assert row["text"] == row["boxes"][0]["label"] and row["model"] == spec
+        assert row["boxes"][0]["y_max"] == image.shape[0] and row["prompt"] == "a photo of a {}."
+        np.testing.assert_allclose(row["embedding"], emb, rtol=1e-4, atol=1e-6)
+        assert np.linalg.norm(row["embedding"]) == pytest.approx(1.0, abs=1e-5)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["classes"] == "cat, dog,car" and manifest["config"]["embeddings"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "ocr", "--classes", "cat"], "--classes: only siglip and lit models take it"),
+    (["--model", "ocr", "--embeddings"], "--embeddings: only siglip and lit models take it"),
+    (["--model", "siglip:m.npz"], "--model siglip: give --classes, --classes-file or --embeddings"),
+    (["--model", "lit:m.npz", "--classes", "a", "--classes-file", "c.txt"], "not both"),
+    (["--model", "siglip:m.npz", "--classes", "cat,dog,cat"], "class names given twice: cat"),
+    (["--model", "siglip:m.npz", "--classes", " , "], "--classes: no class names given"),
+    (["--model", "siglip:m.npz", "--embeddings", "--prompt", "photo"], "class templates with {}"),
+    (["--model", "siglip:m.npz", "--classes-file", "missing.txt"],
+     "--classes-file: missing.txt does not exist"),
+])
+def test_zero_shot_flags_are_one_line_errors(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    base = ["--input", str(tmp_path / "*.png"), "--output", str(tmp_path / "o")]
+    assert label.main(base + argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_classes_file_one_name_per_line(tmp_path):
+    (tmp_path / "classes.txt").write_text("cat\n\n  dog \ncar\n")
+    config = _config(["x/*.png"], tmp_path / "o", model="lit:m.npz",
+                     classes_file=str(tmp_path / "classes.txt"))
+    assert config.class_names() == ("cat", "dog", "car")
+    assert _config(["x/*.png"], tmp_path / "o", model="siglip:m.npz",
+                   classes="a, b").class_names() == ("a", "b")

@@ -14,6 +14,8 @@ class BuildingsTrainConfig:
     # data
     images: str = setting("", help="glob of labelled GeoTIFFs")
     labels: str = setting("", help="vector label file or glob (GeoJSON, GeoParquet, ...)")
+    repeat_images: int = setting(1, help="use each labelled GeoTIFF this many times (weighs a few real "
+                                         "tiles against many rendered scenes)")
     unlabelled: str = setting("", help="glob of unlabelled GeoTIFFs for self-training")
     synthetic_seeds: str = setting("", help="render labelled scenes for seeds 'A:B' or 'a,b'")
     synthetic_unlabelled_seeds: str = setting("", help="render unlabelled scenes for seeds")
@@ -67,7 +69,7 @@ class BuildingsTrainConfig:
         check(self.chip >= self.crop, f"--chip must be >= --crop (got {self.chip} < {self.crop})")
         for name in ("steps", "student_steps", "processes"):
             check_range(self, name, 0)
-        for name in ("batch_size", "synthetic_size", "base", "max_channels", "log_every"):
+        for name in ("batch_size", "synthetic_size", "base", "max_channels", "log_every", "repeat_images"):
             check_range(self, name, 1)
         for name in ("lr", "gsd_m", "sigma_m"):
             check_range(self, name, 0.0, low_open=True)

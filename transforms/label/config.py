@@ -1,6 +1,7 @@
 """`tessera label` settings: one frozen dataclass, its flags and their checks (tessera.config)."""
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 
@@ -9,6 +10,7 @@ from tessera.models import registry
 from tessera.transforms.label.decode import DEFAULT_MAX_PIXELS
 
 INPUT_FORMATS = ("auto", "images", "parquet", "tfrecord")
+ZERO_SHOT_FAMILIES = ("siglip", "lit")  # the only ones taking --classes/--classes-file/--embeddings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,7 +19,8 @@ class LabelConfig:
         flag="--input", help="glob of images (jpg/png/tiff/webp) or of Parquet/TFRecord files; repeatable")
     output: str = setting(help="output directory (local or gs://)")
     model: str = setting(help=registry.usage("label"))
-    prompt: str = setting("", help="PaliGemma prompt, e.g. 'caption en'")
+    prompt: str = setting("", help="PaliGemma prompt, e.g. 'caption en'; siglip/lit: a class "
+                                   "template with {}, e.g. 'a photo of a {}.'")
     batch_size: int = setting(8, help="images per model call (>= 1)")
     resume: bool = setting(False, manifest=False,
                            help="skip keys already labelled (or dead-lettered) in --output")
@@ -35,15 +38,21 @@ class LabelConfig:
                                  help="names this run's error files (default: UTC timestamp)")
     resolution: int | None = setting(None, type=int, help="PaliGemma: 224, 448 or 896")
     max_decode_len: int | None = setting(None, type=int, help="PaliGemma answer tokens")
-    top_k: int = setting(5, help="SavedModel classes per image")
+    top_k: int = setting(5, help="SavedModel, siglip/lit: classes kept per image")
+    classes: str = setting("", help="siglip/lit: comma-separated class names, e.g. 'cat,dog,car'")
+    classes_file: str = setting("", help="siglip/lit: text file (local or gs://), one class "
+                                         "per line")
+    embeddings: bool = setting(False, help="siglip/lit: also write each image's L2-normalised "
+                                           "embedding (the `embedding` column)")
 
     def __post_init__(self):
         if not self.inputs:
             raise ConfigError("--input: give at least one glob")
         try:
-            registry.parse(self.model, workload="label")
+            family = registry.parse(self.model, workload="label").family
         except ValueError as err:
             raise ConfigError(f"--model: {err}") from None
+        self._check_zero_shot(family)
         for name in ("batch_size", "max_pixels", "max_file_bytes", "bucket_shards", "rows_per_shard", "top_k"):
             check_range(self, name, 1)
         for name in ("resolution", "max_decode_len"):
@@ -52,3 +61,53 @@ class LabelConfig:
         if self.run_id is None:  # frozen: the derived default is set once, here
             stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
             object.__setattr__(self, "run_id", stamp)
+
+    def _check_zero_shot(self, family: str) -> None:
+        """--classes/--classes-file/--embeddings belong to siglip/lit, which need one of them."""
+        given = [flag for flag, value in (("--classes", self.classes),
+                                          ("--classes-file", self.classes_file),
+                                          ("--embeddings", self.embeddings)) if value]
+        if family not in ZERO_SHOT_FAMILIES:
+            if given:
+                raise ConfigError(f"{given[0]}: only siglip and lit models take it "
+                                  f"(--model is {family})")
+            return
+        if not given:
+            raise ConfigError(f"--model {family}: give --classes, --classes-file or --embeddings")
+        if self.classes and self.classes_file:
+            raise ConfigError("--classes and --classes-file: give one of them, not both")
+        if self.prompt and "{}" not in self.prompt:
+            raise ConfigError(f"--prompt: {family} prompts are class templates with {{}}, "
+                              f"e.g. 'a photo of a {{}}.' (got {self.prompt!r})")
+        if self.classes:
+            parse_class_names(self.classes, "--classes")
+
+    def class_names(self) -> tuple[str, ...]:
+        """The classes of --classes, or read from --classes-file (local or gs://); () if neither.
+
+        Raises:
+            ConfigError: the file is missing, empty or names a class twice.
+        """
+        if self.classes or not self.classes_file:
+            return parse_class_names(self.classes, "--classes") if self.classes else ()
+        from tessera import fileio
+        if not fileio.exists(self.classes_file):
+            raise ConfigError(f"--classes-file: {self.classes_file} does not exist")
+        text = fileio.read_bytes(self.classes_file).decode("utf-8")
+        return parse_class_names(text, "--classes-file", separator=None)
+
+
+def parse_class_names(text: str, flag: str, separator: str | None = ",") -> tuple[str, ...]:
+    """'cat, dog,,car' -> ('cat', 'dog', 'car'); `separator=None` splits lines (a classes file).
+
+    Raises:
+        ConfigError: no names, or a name given twice (the message names `flag`).
+    """
+    parts = text.splitlines() if separator is None else text.split(separator)
+    names = tuple(p.strip() for p in parts if p.strip())
+    if not names:
+        raise ConfigError(f"{flag}: no class names given")
+    twice = sorted(n for n, count in collections.Counter(names).items() if count > 1)
+    if twice:
+        raise ConfigError(f"{flag}: class names given twice: {', '.join(twice)}")
+    return names

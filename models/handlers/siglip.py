@@ -1,0 +1,91 @@
+"""Beam `ModelHandler` for SigLIP / LiT zero-shot labelling (`siglip:PATH`, `lit:PATH`).
+
+`load_model` (on the worker) loads the checkpoint and embeds the class prompts once; each batch
+then only runs the image tower. Results follow the SavedModel classifier's convention: the top-k
+classes as image-level boxes (the whole image, label = class name, score), `text` = the top-1
+class; with `embeddings=True` the L2-normalised image embedding goes in `LabelResult.embedding`.
+A request the model cannot take (not HxWx3 uint8) comes back with `error` set; a failing model
+raises, so `RunInference(...).with_exception_handling()` dead-letters the batch.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Sequence
+
+from apache_beam.ml.inference.base import ModelHandler
+
+from tessera.models.paligemma.paths import resolve_paths
+from tessera.models.paligemma.preprocess import check_image
+from tessera.models.siglip.inference import TwoTowerModel
+from tessera.models.siglip.zero_shot import ZeroShotClassifier, top_classes
+from tessera.schemas.labels import Box, LabelRequest, LabelResult
+
+
+class ZeroShotHandler(ModelHandler[LabelRequest, LabelResult, ZeroShotClassifier]):
+    """LabelRequest -> image embedding -> class scores -> LabelResult.
+
+    Args:
+      checkpoint_path, tokenizer_path: big_vision two-tower `.npz` and its SentencePiece model.
+      scoring: "sigmoid" (SigLIP) or "softmax" (LiT).
+      class_names: the classes to score; empty for embeddings only.
+      template: a prompt with `{}` each class name is put into; "" embeds the bare names.
+      top_k: classes kept per image.
+      embeddings: also return each image's embedding.
+    """
+
+    def __init__(self, checkpoint_path: str, tokenizer_path: str, *, scoring: str = "sigmoid",
+                 class_names: Sequence[str] = (), template: str = "", top_k: int = 5,
+                 embeddings: bool = False, batch_size: int = 8, model_name: str = "siglip",
+                 accelerator: str | None = None, min_batch_size: int = 1):
+        super().__init__(min_batch_size=min_batch_size, max_batch_size=batch_size)
+        self.checkpoint_path, self.tokenizer_path = checkpoint_path, tokenizer_path
+        self.scoring, self.class_names, self.template = scoring, tuple(class_names), template
+        self.top_k, self.embeddings, self.batch_size = top_k, embeddings, batch_size
+        self.model_name = model_name
+        self._accelerator = accelerator
+
+    @classmethod
+    def from_path(cls, path: str, **kw) -> "ZeroShotHandler":
+        """PATH is a .npz (tokenizer beside it) or a directory holding both."""
+        npz, tokenizer = resolve_paths(path)
+        return cls(npz, tokenizer, **kw)
+
+    def load_model(self) -> ZeroShotClassifier:
+        model = TwoTowerModel.load(self.checkpoint_path, self.tokenizer_path,
+                                   scoring=self.scoring, batch_size=self.batch_size)
+        logging.info("ZeroShotHandler: %s at %dpx, %d classes, %s scoring", self.checkpoint_path,
+                     model.resolution, len(self.class_names), self.scoring)
+        return ZeroShotClassifier.build(model, self.class_names, self.template)
+
+    def run_inference(self, batch: Sequence[LabelRequest], model: ZeroShotClassifier,
+                      inference_args: dict[str, Any] | None = None) -> Iterable[LabelResult]:
+        results: list[LabelResult | None] = [None] * len(batch)
+        todo = []
+        for i, request in enumerate(batch):
+            reason = check_image(request.image)
+            if reason:
+                results[i] = LabelResult(request.key, self.model_name, request.prompt, "", (),
+                                         f"invalid_image: {reason}")
+            else:
+                todo.append(i)
+        embeddings, scores = model.predict([batch[i].image for i in todo])
+        for row, i in enumerate(todo):
+            request = batch[i]
+            height, width = request.image.shape[:2]
+            boxes = () if scores is None else tuple(
+                Box(label=name, y_min=0.0, x_min=0.0, y_max=float(height), x_max=float(width),
+                    score=score)
+                for name, score in top_classes(scores[row], model.class_names, self.top_k))
+            results[i] = LabelResult(
+                request.key, self.model_name, request.prompt, boxes[0].label if boxes else "",
+                boxes, None, tuple(embeddings[row].tolist()) if self.embeddings else None)
+        return results
+
+    def get_num_bytes(self, batch: Sequence[LabelRequest]) -> int:
+        return sum(getattr(r.image, "nbytes", 0) for r in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return "tessera_siglip"
+
+    def get_resource_hints(self) -> dict:
+        return {"accelerator": self._accelerator} if self._accelerator else {}
