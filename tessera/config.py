@@ -81,8 +81,8 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls) ->
             kwargs["type"] = meta.get("type") or _scalar_type(f, default)
             if meta.get("choices"):
                 kwargs["choices"] = meta["choices"]
-            if meta.get("metavar"):
-                kwargs["metavar"] = meta["metavar"]
+            if meta.get("metavar") or meta.get("flag"):  # a renamed flag shows its own name
+                kwargs["metavar"] = meta.get("metavar") or flag_name(f).lstrip("-").replace("-", "_").upper()
         parser.add_argument(flag_name(f), **kwargs)
 
 
