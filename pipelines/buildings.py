@@ -86,7 +86,7 @@ def _clear_outputs(output: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
     try:
-        config, _, options = common.parse_config(PROG, __doc__, BuildingsConfig, argv)
+        config, options = common.parse_config(PROG, __doc__, BuildingsConfig, argv)
     except ConfigError as err:
         return common.input_error(PROG, err)
     if not fileio.match_paths(config.input):

@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 from tessera import fileio
-from tessera.config import ConfigError, add_flags, from_args
+from tessera.config import ConfigError
 from tessera.pipelines import common
 from tessera.transforms.buildings import metrics as buildings_metrics
 from tessera.transforms.buildings.config import BuildingsEvalConfig
@@ -133,11 +133,7 @@ def write_pr_png(path: str, curve: list[dict], thresholds: dict) -> None:
     ax.set_ylim(0, 1.02)
     ax.set_title("buildings at IoU 0.5, over --min-confidence")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    from tessera.fileio import atomic_write_bytes
-    atomic_write_bytes(path, buf.getvalue())
+    _save_png(fig, path)
 
 
 def _read_image(path: str):
@@ -182,34 +178,41 @@ def write_png(path: str, outcome: dict, metrics: dict, image=None) -> None:
     ax.set_aspect("equal")
     ax.tick_params(labelsize=7)
     fig.tight_layout()
-    from tessera.fileio import atomic_write_bytes
-    import io
+    _save_png(fig, path)
+
+
+def _save_png(fig, path: str) -> None:
+    """Render a matplotlib figure to PNG bytes and write them atomically (local or gs://)."""
+    import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    fileio.atomic_write_bytes(path, buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    parser = common.make_parser(PROG, __doc__)
-    add_flags(parser, BuildingsEvalConfig)
     try:
-        args = from_args(BuildingsEvalConfig, parser.parse_args(sys.argv[1:] if argv is None else argv))
+        args, _ = common.parse_config(PROG, __doc__, BuildingsEvalConfig, argv, beam=False)
     except ConfigError as err:
         return common.input_error(PROG, err)
 
-    preds, labels = read_predictions(args.predictions), read_labels(args.labels)
+    preds = read_predictions(args.predictions)
     if preds is None:
         return common.input_error(PROG, f"--predictions {args.predictions!r}: no GeoParquet or CSV files there")
-    image = _read_image(args.image) if args.image else None
+    try:
+        labels = read_labels(args.labels)
+        free = read_labels(args.free_regions) if args.free_regions else None
+        image = _read_image(args.image) if args.image else None
+    except (FileNotFoundError, ValueError) as err:  # no match, no CRS, unusable raster
+        return common.input_error(PROG, err)
     crs = image[2] if image is not None else labels.estimate_utm_crs()
     if image is not None:  # labels off the image cannot be found: compare within its extent only
         labels = within_extent(labels, image[1], crs)
     metrics, outcome = evaluate_frames(preds, labels, crs, args.min_confidence)
-    if args.free_regions:
-        metrics["free_regions"] = false_in_free_regions(preds, read_labels(args.free_regions), crs)
+    if free is not None:
+        metrics["free_regions"] = false_in_free_regions(preds, free, crs)
     metrics = _json_safe(metrics)
     metrics["crs"] = str(crs)
     text = json.dumps(metrics, indent=1)

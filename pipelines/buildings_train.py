@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from tessera import fileio
-from tessera.config import ConfigError, add_flags, from_args, to_dict
+from tessera.config import ConfigError, to_dict
 from tessera.pipelines import common
 from tessera.training.buildings import data as bt
 from tessera.training.buildings import geotiff
@@ -122,21 +122,22 @@ def _save(path: str, params, dtype: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     argv = sys.argv[1:] if argv is None else argv
-    parser = common.make_parser(PROG, __doc__)
-    add_flags(parser, BuildingsTrainConfig)
     try:
-        config = from_args(BuildingsTrainConfig, parser.parse_args(argv))
+        config, _ = common.parse_config(PROG, __doc__, BuildingsTrainConfig, argv, beam=False)
     except ConfigError as err:
         return common.input_error(PROG, err)
     sigma = config.sigma_px
     t0 = time.time()
-    labelled, unlabelled, val = _render(config, sigma)
-    if config.images:
-        labelled += geotiff.labelled_tiles(config.images, config.labels, w0=config.w0,
-                                           sigma_m=config.sigma_m, bands=config.band_numbers,
-                                           gsd_m=config.gsd_m) * config.repeat_images
-    if config.unlabelled and config.self_training:
-        unlabelled += geotiff.unlabelled_tiles(config.unlabelled, config.band_numbers, config.gsd_m)
+    try:
+        labelled, unlabelled, val = _render(config, sigma)
+        if config.images:
+            labelled += geotiff.labelled_tiles(config.images, config.labels, w0=config.w0,
+                                               sigma_m=config.sigma_m, bands=config.band_numbers,
+                                               gsd_m=config.gsd_m) * config.repeat_images
+        if config.unlabelled and config.self_training:
+            unlabelled += geotiff.unlabelled_tiles(config.unlabelled, config.band_numbers, config.gsd_m)
+    except (FileNotFoundError, ValueError) as err:  # no match, no layouts, unusable raster or labels
+        return common.input_error(PROG, err)
     data_seconds = time.time() - t0
     log.info("data: %d labelled, %d unlabelled, %d val tiles in %.1fs", len(labelled), len(unlabelled),
              len(val), data_seconds)

@@ -56,7 +56,7 @@ def build(pipeline: beam.Pipeline, config: ZooConfig):
 def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
     try:
-        config, _, options = common.parse_config(PROG, __doc__, ZooConfig, argv)
+        config, options = common.parse_config(PROG, __doc__, ZooConfig, argv)
         load_dataset(config.dataset)  # fail fast on the driver with the loader's message
     except (ConfigError, UnknownDatasetError) as err:  # also a TFDS set that cannot be fetched
         return common.input_error(PROG, err)

@@ -20,9 +20,9 @@ BEAM_FLAGS_HELP = (
     "--accelerator 'type:nvidia-l4;count:1;install-nvidia-driver' for GPU workers.")
 
 
-def make_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+def make_parser(prog: str, doc: str | None, beam: bool = True) -> argparse.ArgumentParser:
     """ArgumentParser whose help shows the module docstring (local and Dataflow commands)."""
-    return argparse.ArgumentParser(prog=prog, description=doc, epilog=BEAM_FLAGS_HELP,
+    return argparse.ArgumentParser(prog=prog, description=doc, epilog=BEAM_FLAGS_HELP if beam else None,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
@@ -45,22 +45,28 @@ def parse_pipeline_args(parser: argparse.ArgumentParser, argv: list[str] | None)
 
 def parse_config(prog: str, doc: str | None, config_cls, argv: list[str] | None, *,
                  extra_flags: Callable[[argparse.ArgumentParser], None] | None = None,
-                 derive: Callable[[argparse.Namespace], dict] | None = None):
-    """The one way a workload's flags become its config: flags generated from `config_cls`'s
-    fields (plus `extra_flags` for inputs the config derives from), Beam's flags handed through.
+                 derive: Callable[[argparse.Namespace], dict] | None = None, beam: bool = True):
+    """The one way a command's flags become its config: flags generated from `config_cls`'s
+    fields (plus `extra_flags` for inputs the config derives from); for a Beam workload the flags
+    it does not know go to Beam's PipelineOptions, for a plain tool (`beam=False`) they are errors.
 
-    `derive(args)` returns the fields computed from such inputs. Returns (config, args, options).
+    `derive(args)` returns the fields computed from such inputs. Returns (config, options), options
+    None for a plain tool.
 
     Raises:
         tessera.config.ConfigError: a value outside what is allowed (the message says what is).
     """
-    parser = make_parser(prog, doc)
+    parser = make_parser(prog, doc, beam)
     add_flags(parser, config_cls)
     if extra_flags is not None:
         extra_flags(parser)
-    args, options = parse_pipeline_args(parser, sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if beam:
+        args, options = parse_pipeline_args(parser, argv)
+    else:
+        args, options = parser.parse_args(argv), None
     values = derive(args) if derive is not None else {}
-    return from_args(config_cls, args, **values), args, options
+    return from_args(config_cls, args, **values), options
 
 
 def counters(result) -> dict[str, int]:

@@ -122,7 +122,7 @@ def prepare_output(config: LabelConfig) -> None:
 def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
     try:
-        config, _, options = common.parse_config(PROG, __doc__, LabelConfig, argv)
+        config, options = common.parse_config(PROG, __doc__, LabelConfig, argv)
     except ConfigError as err:
         return common.input_error(PROG, err)
     prepare_output(config)

@@ -57,7 +57,7 @@ def build(pipeline: beam.Pipeline, config: McdSplitConfig):
 def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
     try:
-        config, _, options = common.parse_config(PROG, __doc__, McdSplitConfig, argv)
+        config, options = common.parse_config(PROG, __doc__, McdSplitConfig, argv)
     except ConfigError as err:
         return common.input_error(PROG, err)
     common.run_pipeline(build, config, options)

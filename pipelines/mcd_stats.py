@@ -76,7 +76,7 @@ def build(pipeline: beam.Pipeline, config: McdStatsConfig):
 def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
     try:
-        config, _, options = common.parse_config(PROG, __doc__, McdStatsConfig, argv)
+        config, options = common.parse_config(PROG, __doc__, McdStatsConfig, argv)
     except ConfigError as err:
         return common.input_error(PROG, err)
     logging.info("mcd-stats: %s", config)

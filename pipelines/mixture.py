@@ -160,7 +160,7 @@ def _mixture_flags(parser) -> None:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
-        run, _, options = parse_config(
+        run, options = parse_config(
             PROG, __doc__, MixtureJobConfig, argv, extra_flags=_mixture_flags,
             derive=lambda a: {"mixture": load_mixture(a.config, tuple(a.module_import))})
         check_globs(run.mixture)

@@ -11,7 +11,6 @@ This is not a Beam job (one small file pair); `gs://` output directories work as
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -19,7 +18,8 @@ import sys
 
 import numpy as np
 
-from tessera.config import ConfigError, add_flags, from_args
+from tessera.config import ConfigError
+from tessera.pipelines import common
 from tessera.training.buildings.config import SynthSceneConfig
 from tessera.transforms.buildings.grid import utm_epsg
 from tessera.training.buildings.scenes import GSD_M, Scene, render_scene
@@ -89,14 +89,10 @@ def write_scene(output_dir: str, seed: int, size: int | tuple[int, int] = 1024,
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_flags(parser, SynthSceneConfig)
     try:
-        config = from_args(SynthSceneConfig, parser.parse_args(sys.argv[1:] if argv is None else argv))
+        config, _ = common.parse_config(PROG, __doc__, SynthSceneConfig, argv, beam=False)
     except ConfigError as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
-        return 2
+        return common.input_error(PROG, err)
     info = write_scene(config.output, config.seed, config.size, config.latlon)
     print(json.dumps(info))
     return 0

@@ -53,7 +53,7 @@ def build(pipeline: beam.Pipeline, config: ZooPredictConfig):
 def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
     try:
-        config, _, options = common.parse_config(PROG, __doc__, ZooPredictConfig, argv)
+        config, options = common.parse_config(PROG, __doc__, ZooPredictConfig, argv)
     except ConfigError as err:
         return common.input_error(PROG, err)
     try:

@@ -151,3 +151,23 @@ def test_pipelines_state_no_flag_defaults_of_their_own():
                 if (name, flag) not in allowed:
                     found.append(f"{name}:{node.lineno} {flag}")
     assert found == []
+
+
+@pytest.mark.parametrize("module, argv, message", [
+    ("buildings_train", ["--images", "/nowhere/*.tif", "--labels", "/nowhere/l.geojson"], "no files match"),
+    ("buildings_eval", ["--labels", "/nowhere/l.geojson"], "no files match"),
+])
+def test_missing_paths_of_the_single_process_tools_are_one_line_errors(tmp_path, capsys, module, argv, message):
+    if module == "buildings_eval":
+        import geopandas as gpd
+        import shapely
+
+        pred = tmp_path / "pred.parquet"  # predictions are there; the labels are not
+        gpd.GeoDataFrame({"confidence": [0.9]}, geometry=[shapely.box(0, 0, 1e-5, 1e-5)],
+                         crs=4326).to_parquet(pred)
+        argv = ["--predictions", str(pred), *argv]
+    else:
+        argv = ["--output", str(tmp_path / "m.msgpack"), "--processes", "1", *argv]
+    assert _main(module)(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

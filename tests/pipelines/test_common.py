@@ -9,7 +9,7 @@ from tessera.transforms.core.progress import LogProgress
 
 
 def test_unknown_flags_go_to_beam():
-    config, _, options = parse_config("tessera x", "doc", BuildingsConfig, [
+    config, options = parse_config("tessera x", "doc", BuildingsConfig, [
         "--input", "gs://b/*.tif", "--output", "gs://b/o", "--runner", "DataflowRunner", "--project", "p",
         "--region", "r", "--temp_location", "gs://b/tmp", "--setup_file", "./setup.py",
         "--accelerator", "type:nvidia-l4;count:1"])

@@ -8,10 +8,9 @@ Paths may be local or gs:// (through `tessera.fileio`).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
-
-import numpy as np
 
 from tessera import fileio
 from tessera.training.buildings import data as bt
@@ -63,8 +62,7 @@ def labelled_tiles(images: str, labels: str, *, w0: float, sigma_m: float,
         local = label_df.to_crs(info.crs_wkt).cx[left:right, bottom:top]
         instances = bt.rasterize_instances(list(local.geometry), info.transform, (info.height, info.width))
         tile = bt.make_tile(to_uint8(image), instances, w0=w0, sigma=sigma_m / res, key=path)
-        if tile.weights is not None:
-            tile = bt.Tile(image=tile.image, mask=tile.mask, weights=tile.weights * valid, key=path)
+        tile = dataclasses.replace(tile, weights=tile.weights * valid)  # no loss off the image
         log.info("%s: %d buildings, %dx%d px at %.2f m", path, len(local), info.width, info.height, res)
         tiles.append(tile)
     return tiles
@@ -74,7 +72,3 @@ def unlabelled_tiles(images: str, bands: tuple[int, ...] | None = None,
                      gsd_m: float = MODEL_GSD_M) -> list[bt.Tile]:
     """The model's view of each image (for self-training and appearance statistics)."""
     return [bt.Tile(image=to_uint8(read_raster(path, bands, gsd_m)[0]), key=path) for path in match(images)]
-
-
-def valid_fraction(tile: bt.Tile) -> float:
-    return float(np.mean(tile.image.any(axis=-1)))

@@ -21,8 +21,7 @@ from tessera.training.buildings.layouts import Layout, sample_layout
 from tessera.training.buildings.scenes import _noise
 
 OUT_GSD_M = 0.5
-BANDS = ("red", "green", "blue", "nir")
-PAN_WEIGHTS = np.array([0.28, 0.30, 0.14, 0.28], np.float32)  # WorldView-like 450-800 nm response
+PAN_WEIGHTS = np.array([0.28, 0.30, 0.14, 0.28], np.float32)  # R, G, B, NIR: WorldView-like 450-800 nm
 # reflectance (R, G, B, NIR) of surfaces
 SURFACES = {
     "grass": (0.06, 0.10, 0.05, 0.42), "dry_grass": (0.17, 0.16, 0.11, 0.30),
