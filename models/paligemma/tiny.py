@@ -6,8 +6,6 @@ exercise the real loader, decoder and tokenizer code on these files.
 """
 from __future__ import annotations
 
-import io
-import os
 
 import numpy as np
 
@@ -16,6 +14,7 @@ from tessera.models.paligemma import checkpoint
 from tessera.models.paligemma import configs
 from tessera.models.paligemma import model
 from tessera.models.paligemma.tokenizer import SEPARATOR, PaliGemmaTokenizer, loc_token, seg_token
+from tessera.models.sentencepiece_file import train_to_file
 
 TINY_LOCS = (0, 1, 10, 100, 256, 512, 768, 1000, 1023)
 TINY_SEGS = (0, 7, 127)
@@ -27,21 +26,13 @@ _WORDS = ("a cat sits on the mat", "two dogs play in the park", "caption en", "d
 def train_tiny_tokenizer(path: str, vocab_size: int = 300) -> str:
     """Trains a SentencePiece model with Gemma's special ids (pad 0, eos 1, bos 2, unk 3), "\\n"
     and a few `<locNNNN>`/`<segNNN>` pieces; writes it to `path`."""
-    import sentencepiece as spm
     symbols = [SEPARATOR] + [loc_token(i) for i in TINY_LOCS] + [seg_token(i) for i in TINY_SEGS]
     rng = np.random.default_rng(0)
     sentences = [" ".join(rng.choice(_WORDS, 3)) for _ in range(400)]
-    buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences), model_writer=buf, vocab_size=vocab_size,
-        model_type="bpe", pad_id=0, eos_id=1, bos_id=2, unk_id=3,
-        user_defined_symbols=symbols, normalization_rule_name="identity",
-        remove_extra_whitespaces=False, add_dummy_prefix=False, hard_vocab_limit=False,
-        minloglevel=2)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(buf.getvalue())
-    return path
+    return train_to_file(
+        sentences, path, vocab_size=vocab_size, model_type="bpe", pad_id=0, eos_id=1, bos_id=2,
+        unk_id=3, user_defined_symbols=symbols, normalization_rule_name="identity",
+        remove_extra_whitespaces=False, add_dummy_prefix=False, hard_vocab_limit=False)
 
 
 def write_tiny_checkpoint(path: str, cfg: configs.PaliGemmaConfig | None = None, *, seed: int = 0,

@@ -7,7 +7,7 @@ bidirectionally; the answer ("suffix") is generated until EOS (big_vision PaliGe
 """
 from __future__ import annotations
 
-import sentencepiece as spm
+from tessera.models.sentencepiece_file import SentencePieceFile
 
 SEPARATOR = "\n"
 
@@ -20,12 +20,11 @@ def seg_token(i: int) -> str:
     return f"<seg{i:03d}>"
 
 
-class PaliGemmaTokenizer:
+class PaliGemmaTokenizer(SentencePieceFile):
     """Wraps a SentencePiece model file (local or gs://) with PaliGemma's prompt format."""
 
     def __init__(self, model_proto: bytes):
-        self._proto = model_proto
-        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        super().__init__(model_proto)
         self.bos_id = self.sp.bos_id()
         self.eos_id = self.sp.eos_id()
         self.pad_id = max(self.sp.pad_id(), 0)
@@ -34,21 +33,6 @@ class PaliGemmaTokenizer:
         unk = self.sp.unk_id()
         self.loc_ids = {i: self.sp.piece_to_id(loc_token(i)) for i in range(1024)}
         self.loc_ids = {i: t for i, t in self.loc_ids.items() if t != unk}
-
-    @classmethod
-    def from_file(cls, path: str) -> "PaliGemmaTokenizer":
-        if "://" in path:
-            from tessera.fileio import read_bytes
-            return cls(read_bytes(path))
-        with open(path, "rb") as f:
-            return cls(f.read())
-
-    def __reduce__(self):  # SentencePieceProcessor does not pickle; the proto bytes do.
-        return (PaliGemmaTokenizer, (self._proto,))
-
-    @property
-    def vocab_size(self) -> int:
-        return self.sp.get_piece_size()
 
     def encode_prefix(self, prompt: str) -> list[int]:
         """BOS + prompt + "\\n", the bidirectionally attended part of the input."""

@@ -8,38 +8,21 @@ which is that 1 for the published tokenizers.
 """
 from __future__ import annotations
 
-import io
-import os
 from typing import Sequence
 
 import numpy as np
-import sentencepiece as spm
+
+from tessera.models.sentencepiece_file import SentencePieceFile, train_to_file
 
 
-class TextTokenizer:
+class TextTokenizer(SentencePieceFile):
     """A SentencePiece model file (local or gs://) with sticky-EOS padding to a fixed length."""
 
     def __init__(self, model_proto: bytes):
-        self._proto = model_proto
-        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        super().__init__(model_proto)
         self.eos_id = self.sp.eos_id()
         if self.eos_id < 0:
             raise ValueError("tokenizer has no EOS piece; the text tower pools an EOS token")
-
-    @classmethod
-    def from_file(cls, path: str) -> "TextTokenizer":
-        if "://" in path:
-            from tessera.fileio import read_bytes
-            return cls(read_bytes(path))
-        with open(path, "rb") as f:
-            return cls(f.read())
-
-    def __reduce__(self):  # SentencePieceProcessor does not pickle; the proto bytes do.
-        return (TextTokenizer, (self._proto,))
-
-    @property
-    def vocab_size(self) -> int:
-        return self.sp.get_piece_size()
 
     def tokenize(self, texts: Sequence[str], seq_len: int) -> np.ndarray:
         """int32 [len(texts), seq_len]: ids + EOS, cut keeping EOS last, padded with EOS."""
@@ -60,12 +43,5 @@ def train_tiny_tokenizer(path: str, vocab_size: int = 96) -> str:
     writes it to `path`: the tiny variant's tokenizer, made on the spot, never downloaded."""
     rng = np.random.default_rng(0)
     sentences = [" ".join(rng.choice(TINY_TEXTS, 2)) for _ in range(300)]
-    buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences), model_writer=buf, vocab_size=vocab_size,
-        model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False,
-        minloglevel=2)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(buf.getvalue())
-    return path
+    return train_to_file(sentences, path, vocab_size=vocab_size, model_type="unigram", pad_id=0,
+                         eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False)
