@@ -117,10 +117,11 @@ def test_precision_recall_curve_and_the_thresholds_that_reach_a_precision():
     labels = [box(i * 20, 0, i * 20 + 10, 10) for i in range(4)]
     preds = labels[:3] + [box(100, 0, 110, 10), box(200, 0, 210, 10)]  # 3 hits, 2 false buildings
     conf = [0.9, 0.8, 0.5, 0.7, 0.3]
-    curve = bm.precision_recall_curve(preds, conf, labels, thresholds=[0.0, 0.4, 0.6, 0.75, 0.85, 0.95])
+    curve = bm.precision_recall_curve(preds, conf, labels, thresholds=[0.0, 0.4, 0.5, 0.6, 0.75, 0.85, 0.95])
     by_c = {p["min_confidence"]: p for p in curve}
     assert (by_c[0.0]["tp"], by_c[0.0]["n_predictions"]) == (3, 5)
     assert by_c[0.4]["precision"] == pytest.approx(3 / 4) and by_c[0.4]["recall"] == pytest.approx(3 / 4)
+    assert by_c[0.5]["n_predictions"] == 4  # --min-confidence 0.5 keeps a 0.5 building
     assert by_c[0.6]["precision"] == pytest.approx(2 / 3)  # 0.9, 0.8 hit; 0.7 false
     assert by_c[0.75]["precision"] == 1.0 and by_c[0.75]["recall"] == 0.5
     assert math.isnan(by_c[0.95]["precision"]) and by_c[0.95]["n_predictions"] == 0
