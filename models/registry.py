@@ -142,6 +142,27 @@ def write_tiny_spec(family: str, directory: str, seed: int = 0) -> str:
     return family if path is None else f"{family}:{path}"
 
 
+def check_files(spec: str | ModelSpec) -> None:
+    """Fail on the driver, before any worker starts, when the model's files are not there.
+
+    Raises:
+        ValueError: PATH (or its tokenizer, or a SavedModel's saved_model.pb) does not exist;
+            the message says what `--model` expects.
+    """
+    from tessera import fileio
+    spec = _as_spec(spec)
+    info = get(spec.family)
+    if not info.takes_path:
+        return
+    wanted = [spec.path] + ([spec.tokenizer] if spec.tokenizer else [])
+    if spec.family == "savedmodel":
+        wanted = [fileio.join(spec.path, "saved_model.pb")]
+    for path in wanted:
+        if not (fileio.exists(path) or fileio.match_paths(fileio.join(path, "*"))):  # gs:// dirs
+            raise ValueError(f"--model {spec.family}:{spec.path}: {path} does not exist "
+                             f"(expected {spec.family}:{info.path_help})")
+
+
 def make_handler(spec: str | ModelSpec, *, workload: str | None = None,
                  default_family: str | None = None, batch_size: int = 8,
                  accelerator: str | None = None, **options) -> "ModelHandler":

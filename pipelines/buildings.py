@@ -24,7 +24,6 @@ OUTPUT/COMPLETED.
 """
 from __future__ import annotations
 
-import logging
 import sys
 
 import apache_beam as beam
@@ -36,69 +35,70 @@ from tessera.models import registry
 from tessera.models.base import SHIPPED_UNET as DEFAULT_MODEL
 from tessera.pipelines import common
 from tessera.transforms.buildings.config import BuildingsConfig
+from tessera.transforms.buildings.piece_stages import (ReadAllPieces, ReadDoneWindows, RemovePieces,
+                                                       WritePieces)
+from tessera.transforms.buildings.pieces import PIECES_SUBDIR
 from tessera.transforms.buildings.stages import PolygonizeWindowsFn, ReadWindows, WriteBuildings
 from tessera.transforms.core.model_stage import RunModelStage
-from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters, is_complete
+from tessera.transforms.core.output_dir import OutputContract
+from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters
 from tessera.transforms.core.progress import LogProgress
 
 PROG = "tessera buildings"
 __all__ = ["BuildingsConfig", "DEFAULT_MODEL", "build", "main"]
+OUTPUT = OutputContract("buildings", owned=("buildings/", "errors/", PIECES_SUBDIR + "/"),
+                        resumable=True)
 
 
 def build(pipeline: beam.Pipeline, config: BuildingsConfig) -> dict:
     """Wire the stages; returns the named output PCollections."""
     handler = registry.make_handler(config.model_spec, batch_size=config.batch_size,
                                     accelerator=config.accelerator)
+    pieces_dir = fileio.join(config.output, PIECES_SUBDIR)
+    done = pipeline | "ReadDoneWindows" >> ReadDoneWindows(pieces_dir) if config.resume else None
     paths = (pipeline
              | "MatchFiles" >> beam_fileio.MatchFiles(config.input)
              | "Paths" >> beam.Map(lambda m: m.path)
              | "CountTiles" >> LogProgress("buildings", "files_matched", every=100))
-    windows, read_dead = paths | "ReadWindows" >> ReadWindows(
-        config.tile_size, config.overlap, config.band_numbers or None, config.gsd_m)
-    windows = windows | "WindowProgress" >> LogProgress("buildings", "windows_to_model", every=50)
+    windows, read_dead, planned = paths | "ReadWindows" >> ReadWindows(
+        config.tile_size, config.overlap, config.band_numbers or None, config.gsd_m, done=done)
     model = windows | "Model" >> RunModelStage(handler, stage="unet")
-    buildings = (model.outputs
-                 | "Polygonize" >> beam.ParDo(PolygonizeWindowsFn(
-                     threshold=config.threshold, core_threshold=config.core_threshold,
-                     min_area_m2=config.min_area_m2, min_core_area_m2=config.min_core_area_m2,
-                     min_confidence=config.min_confidence,
-                     simplify_px=config.simplify_px, s2_level=config.s2_level,
-                     plus_code_length=config.plus_code_length))
-                 | "BuildingProgress" >> LogProgress("buildings", "buildings_found", every=5000))
+    polygonized = (model.outputs
+                   | "Polygonize" >> beam.ParDo(PolygonizeWindowsFn(
+                       threshold=config.threshold, core_threshold=config.core_threshold,
+                       min_area_m2=config.min_area_m2, min_core_area_m2=config.min_core_area_m2,
+                       min_confidence=config.min_confidence,
+                       simplify_px=config.simplify_px, s2_level=config.s2_level,
+                       plus_code_length=config.plus_code_length))
+                   | "WindowProgress" >> LogProgress("buildings", "windows_done", every=50, total=planned))
+    # Finished windows are written as pieces while the model runs (what --resume keeps); the
+    # S2-partitioned files are written from every piece once all windows are done.
+    pieces = polygonized | "WritePieces" >> WritePieces(pieces_dir, config.windows_per_piece,
+                                                            config.flush_seconds)
+    buildings = pieces | "ReadAllPieces" >> ReadAllPieces(pieces_dir)
     files = buildings | "WriteBuildings" >> WriteBuildings(config.output, config.format, config.max_rows_per_file)
+    removed = files | "RemovePieces" >> RemovePieces(pieces_dir)
     dead = (read_dead, model.dead_letters) | "AllDeadLetters" >> beam.Flatten()
     dead_files = dead | "WriteDeadLetters" >> WriteDeadLetters(config.output)
-    done = ({"windows": windows, "buildings": buildings, "files": files, "dead_letters": dead,
-             "dead_letter_files": dead_files}
-            | "Finalize" >> FinalizeOutput(config.output, workload="buildings", config=to_dict(config),
-                                           inputs=config.input, model_path=config.model_spec.path))
-    return {"buildings": buildings, "files": files, "dead_letters": dead, "completed": done}
-
-
-def _clear_outputs(output: str) -> None:
-    """Remove a previous run's marker first (so a crash never leaves a stale COMPLETED), then its files."""
-    for name in ("COMPLETED", "manifest.json", "buildings", "errors"):
-        path = fileio.join(output, name)
-        if fileio.exists(path):
-            fileio.delete([path])
+    done_counts = {"windows": windows, "buildings": buildings, "files": files, "dead_letters": dead,
+                   "dead_letter_files": dead_files, "pieces_removed": removed}
+    if done is not None:
+        done_counts["windows_done_before"] = done
+    completed = done_counts | "Finalize" >> FinalizeOutput(
+        config.output, workload="buildings", config=to_dict(config), inputs=config.input,
+        model_path=config.model_spec.path, contract=OUTPUT)
+    return {"buildings": buildings, "files": files, "dead_letters": dead, "completed": completed}
 
 
 def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
     try:
         config, options = common.parse_config(PROG, __doc__, BuildingsConfig, argv)
-    except ConfigError as err:
+        common.require_match("--input", config.input)
+        registry.check_files(config.model_spec)
+    except (ConfigError, ValueError) as err:
         return common.input_error(PROG, err)
-    if not fileio.match_paths(config.input):
-        return common.input_error(PROG, f"no file matches {config.input!r}")
-    if is_complete(config.output):
-        if not config.overwrite:
-            logging.info("buildings: %s is already COMPLETED; pass --overwrite to redo it", config.output)
-            return 0
-        _clear_outputs(config.output)
-    counts = common.run_pipeline(build, config, options)
-    logging.info("buildings: %d written to %s", counts.get("buildings:buildings_written", 0), config.output)
-    return 0
+    return common.run_workload(PROG, build, config, options, OUTPUT)
 
 
 if __name__ == "__main__":

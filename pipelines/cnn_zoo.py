@@ -29,6 +29,7 @@ import apache_beam as beam
 from tessera.config import ConfigError, to_dict
 from tessera.pipelines import common
 from tessera.transforms.core import outputs
+from tessera.transforms.core.output_dir import OutputContract
 from tessera.transforms.core.progress import LogProgress
 from tessera.transforms.zoo.config import ZooConfig
 from tessera.transforms.zoo.datasets import UnknownDatasetError, load_dataset
@@ -36,6 +37,9 @@ from tessera.transforms.zoo.sampling import populations
 from tessera.training.zoo.stages import AssembleZoo, TrainPopulations
 
 PROG = "tessera cnn-zoo"
+OUTPUT = OutputContract("cnn-zoo", owned=(
+    "weights.npy", "metrics.csv.gz", "layout.csv", "index.parquet", "dataset.json", "shards/",
+    "errors/"), resumable=True)
 
 
 def build(pipeline: beam.Pipeline, config: ZooConfig):
@@ -50,7 +54,7 @@ def build(pipeline: beam.Pipeline, config: ZooConfig):
     dead_files = dead | "WriteDeadLetters" >> outputs.WriteDeadLetters(config.output)
     return {"populations": shards, "files": files, "dead_letters": dead,
             "dead_letter_files": dead_files} | "Finalize" >> outputs.FinalizeOutput(
-        config.output, workload="cnn-zoo", config=to_dict(config))
+        config.output, workload="cnn-zoo", config=to_dict(config), contract=OUTPUT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         load_dataset(config.dataset)  # fail fast on the driver with the loader's message
     except (ConfigError, UnknownDatasetError) as err:  # also a TFDS set that cannot be fetched
         return common.input_error(PROG, err)
-    common.run_pipeline(build, config, options)
-    return 0
+    return common.run_workload(PROG, build, config, options, OUTPUT)
 
 
 if __name__ == "__main__":

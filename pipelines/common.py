@@ -11,7 +11,9 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from tessera.config import add_flags, from_args
+from tessera import fileio
+from tessera.config import ConfigError, add_flags, from_args, to_dict
+from tessera.transforms.core import output_dir
 
 BEAM_FLAGS_HELP = (
     "Flags this workload does not know are handed to Beam's PipelineOptions, e.g. "
@@ -98,6 +100,49 @@ def run_pipeline(build_fn: Callable[[beam.Pipeline, Any], Any], config: Any,
     return values
 
 
+def run_workload(prog: str, build_fn: Callable[[beam.Pipeline, Any], Any], config: Any,
+                 options: PipelineOptions, contract: output_dir.OutputContract, *,
+                 manifest_config: dict | None = None) -> int:
+    """Apply the output-directory contract (skip / refuse / --overwrite / --resume), then run.
+
+    `manifest_config` is the config the workload's manifest records (default: `to_dict(config)`);
+    its hash decides whether a finished directory already holds this run. Returns main's exit
+    status: 0 (ran or skipped), 2 (the directory cannot take this run; one line on stderr).
+    """
+    try:
+        go = output_dir.prepare(config.output, contract, manifest_config or to_dict(config),
+                                overwrite=getattr(config, "overwrite", False),
+                                resume=getattr(config, "resume", False))
+    except output_dir.OutputDirError as err:
+        return input_error(prog, err)
+    if go:
+        return run_or_error(prog, build_fn, config, options)
+    return 0
+
+
+def run_or_error(prog: str, build_fn: Callable[[beam.Pipeline, Any], Any], config: Any,
+                 options: PipelineOptions) -> int:
+    """`run_pipeline`, turning a ConfigError raised inside the job (input that only shows as
+    wrong once read: no valid example, a split index with no example) into main's one-line
+    error and exit status 2. Other failures keep their traceback: they are bugs or outages."""
+    try:
+        run_pipeline(build_fn, config, options)
+    except ConfigError as err:
+        return input_error(prog, str(err).split(" [while running")[0])
+    return 0
+
+
+def require_match(flag: str, patterns: str | list[str]) -> None:
+    """Fail on the driver, with the flag's name, when an input glob matches no file.
+
+    Raises:
+        ConfigError: a pattern matches nothing.
+    """
+    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+        if not fileio.match_paths(pattern):
+            raise ConfigError(f"{flag}: {pattern!r} matches no file")
+
+
 def input_error(prog: str, message) -> int:
     """Report input that cannot run (bad name, no files, broken config) and give main's exit status 2.
 
@@ -113,3 +158,11 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     for noisy in ("absl", "jax._src", "tensorflow", "apache_beam.runners.portability", "apache_beam.typehints"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_hide_input_error_tracebacks)
+
+
+def _hide_input_error_tracebacks(record: logging.LogRecord) -> bool:
+    """Beam logs every exception a step raises with its traceback; for a ConfigError (input
+    that is wrong, found while running) main prints the one line that matters instead."""
+    return not (record.exc_info and isinstance(record.exc_info[1], ConfigError))

@@ -26,17 +26,17 @@ Dataflow, CPU workers (OCR): same without --accelerator/--sdk_container_image, -
 """
 from __future__ import annotations
 
-import logging
 import sys
 
 import apache_beam as beam
 
-from tessera import fileio
 from tessera.config import ConfigError, to_dict
 from tessera.fileio import join
-from tessera.models.registry import get as get_family, make_handler, parse
+from tessera.models.registry import check_files, get as get_family, make_handler, parse
 from tessera.pipelines import common
-from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters, is_complete
+from tessera.transforms.core.output_dir import OutputContract
+from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters
+from tessera.transforms.core.progress import LogProgress
 from tessera.transforms.label.config import LabelConfig
 from tessera.transforms.label.input_stages import ReadDoneKeys, ReadLabelInputs
 from tessera.transforms.label.inputs import ERRORS_SUBDIR, LABELS_SUBDIR
@@ -45,6 +45,7 @@ from tessera.transforms.label.stages import BatchBySizeBucket, LabelBatches, Wri
 WORKLOAD = "label"
 PROG = "tessera label"
 __all__ = ["LabelConfig", "build", "main"]
+OUTPUT = OutputContract(WORKLOAD, owned=(LABELS_SUBDIR + "/", ERRORS_SUBDIR + "/"), resumable=True)
 
 
 def build(pipeline: beam.Pipeline, config: LabelConfig) -> dict:
@@ -67,8 +68,11 @@ def build(pipeline: beam.Pipeline, config: LabelConfig) -> dict:
         config.batch_size, prompt=config.prompt, num_shards=config.bucket_shards,
         max_pixels=config.max_pixels)
     labelled = batches["main"] | "Label" >> LabelBatches(handler, config.accelerator)
-    shards = labelled["main"] | "WriteLabels" >> WriteLabelShards(
-        join(config.output, LABELS_SUBDIR), config.rows_per_shard)
+    to_label = read["main"] | "CountToLabel" >> beam.combiners.Count.Globally()
+    shards = (labelled["main"]
+              | "Progress" >> LogProgress(WORKLOAD, "labelled_rows", every=100, total=to_label)
+              | "WriteLabels" >> WriteLabelShards(join(config.output, LABELS_SUBDIR),
+                                                  config.rows_per_shard, config.flush_seconds))
     dead = ((read["dead"], batches["dead"], labelled["dead"])
             | "FlattenDeadLetters" >> beam.Flatten())
     dead_files = dead | "WriteErrors" >> WriteDeadLetters(
@@ -77,7 +81,7 @@ def build(pipeline: beam.Pipeline, config: LabelConfig) -> dict:
                 "error_files": dead_files} | "Finalize" >> FinalizeOutput(
         config.output, workload=WORKLOAD, config=to_dict(config),
         inputs=input_fingerprint(config, read_step.input_format), model_path=model_file(spec),
-        extra={"model_name": spec.name, "run_id": config.run_id})  # "model" holds path + sha256
+        extra={"model_name": spec.name, "run_id": config.run_id}, contract=OUTPUT)  # "model" holds path + sha256
     return {"labels": labelled["main"], "dead_letters": dead, "shards": shards,
             "manifest": manifest}
 
@@ -102,38 +106,16 @@ def model_file(spec) -> str | None:
     return None
 
 
-def existing_outputs(output: str) -> list[str]:
-    """Label shards or dead-letter files already under `output`."""
-    patterns = [join(output, LABELS_SUBDIR, "*.parquet"), join(output, ERRORS_SUBDIR, "*.jsonl")]
-    return [m.path for m in fileio.match_paths(patterns)]
-
-
-def prepare_output(config: LabelConfig) -> None:
-    """Refuse to mix runs unless --resume; a resumed run replaces the old COMPLETED marker."""
-    existing = existing_outputs(config.output)
-    if existing and not config.resume:
-        raise SystemExit(f"{config.output} already holds {len(existing)} output files; "
-                         "pass --resume to continue it or choose a new --output")
-    if config.resume and is_complete(config.output):
-        # The new run may add shards; COMPLETED must only describe a finished whole again.
-        fileio.delete([join(config.output, "COMPLETED")])
-
-
 def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
     try:
         config, options = common.parse_config(PROG, __doc__, LabelConfig, argv)
-    except ConfigError as err:
+        config.class_names()  # an unreadable --classes-file fails here, not in the pipeline
+        check_files(parse(config.model, workload=WORKLOAD))
+        common.require_match("--input", list(config.inputs))
+    except (ConfigError, ValueError) as err:
         return common.input_error(PROG, err)
-    prepare_output(config)
-    try:
-        counts = common.run_pipeline(build, config, options)
-    except ConfigError as err:  # found while building, e.g. an unreadable --classes-file
-        return common.input_error(PROG, err)
-    logging.info("label: inputs=%s labelled=%s skipped_done=%s dead_letters=%s",
-                 counts.get("label:inputs", 0), counts.get("label:labelled", 0),
-                 counts.get("label:skipped_done", 0), counts.get("dead_letters:total", 0))
-    return 0
+    return common.run_workload(PROG, build, config, options, OUTPUT)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,14 @@ import apache_beam as beam
 from tessera.config import ConfigError, to_dict
 from tessera.pipelines import common
 from tessera.transforms.core import outputs
+from tessera.transforms.core.output_dir import OutputContract
 from tessera.transforms.core.progress import LogProgress
 from tessera.transforms.mcd import split as mcd_split
 from tessera.transforms.mcd import stages as mcd_stages
 from tessera.transforms.mcd.config import McdSplitConfig
 
 PROG = "tessera mcd-split"
+OUTPUT = OutputContract("mcd-split", owned=(*mcd_split.OUTPUT_FILES, "errors/"))
 
 
 def build(pipeline: beam.Pipeline, config: McdSplitConfig):
@@ -51,17 +53,18 @@ def build(pipeline: beam.Pipeline, config: McdSplitConfig):
     inputs = [] if config.dataset == "scan" else [config.dataset]
     return {"examples": examples, "files": written, "dead_letters": dead,
             "dead_letter_files": dead_files} | "Finalize" >> outputs.FinalizeOutput(
-        config.output, workload="mcd-split", config=to_dict(config), inputs=inputs)
+        config.output, workload="mcd-split", config=to_dict(config), inputs=inputs, contract=OUTPUT)
 
 
 def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
     try:
         config, options = common.parse_config(PROG, __doc__, McdSplitConfig, argv)
+        if config.dataset != "scan":
+            common.require_match("--dataset", config.dataset)
     except ConfigError as err:
         return common.input_error(PROG, err)
-    common.run_pipeline(build, config, options)
-    return 0
+    return common.run_workload(PROG, build, config, options, OUTPUT)
 
 
 if __name__ == "__main__":

@@ -36,12 +36,46 @@ def _keyed_example(line: str):
     return obj["index"], obj
 
 
+SPLIT_KEYS = ("trainIdxs", "devIdxs", "testIdxs")
+
+
+def load_split(path: str) -> dict:
+    """The split file, checked: a JSON object whose trainIdxs (and dev/test) are lists of
+    distinct non-negative integers.
+
+    Raises:
+        ConfigError: missing, not JSON, or not shaped like a split (the message says how).
+    """
+    if not fileio.exists(path):
+        raise ConfigError(f"--split: {path} does not exist")
+    try:
+        split = json.loads(fileio.read_bytes(path))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--split: {path} is not JSON ({err}); expected "
+                          '{"trainIdxs": [...], "devIdxs": [...], "testIdxs": [...]}') from None
+    if not isinstance(split, dict) or not isinstance(split.get("trainIdxs"), list):
+        raise ConfigError(f"--split: {path} has no trainIdxs list; expected "
+                          '{"trainIdxs": [...], "devIdxs": [...], "testIdxs": [...]}')
+    seen: set[int] = set()
+    for key in SPLIT_KEYS:
+        values = split.get(key, [])
+        if not isinstance(values, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in values):
+            raise ConfigError(f"--split: {key} in {path} must be a list of integers >= 0")
+        if seen & set(values) or len(set(values)) != len(values):
+            raise ConfigError(f"--split: {path} names an index twice ({key})")
+        seen |= set(values)
+    return split
+
+
 def split_stats(records: list[dict], split: dict) -> dict:
     """D_A and D_C of train against dev and test (and dev+test) for a split over indexed records."""
     by_index = {r["index"]: r for r in records}
     missing = [i for key in ("trainIdxs", "devIdxs", "testIdxs") for i in split.get(key, []) if i not in by_index]
     if missing:
-        raise ValueError(f"{len(missing)} split indices have no example (first: {missing[:5]})")
+        raise ConfigError(f"--split: {len(missing)} indices have no example (first: {missing[:5]}; "
+                          f"the examples have indices {min(by_index, default=None)}.."
+                          f"{max(by_index, default=None)})")
     pos = {i: n for n, i in enumerate(by_index)}
     atoms = [r["atoms"] for r in by_index.values()]
     comps = [r["compounds"] for r in by_index.values()]
@@ -54,7 +88,7 @@ def split_stats(records: list[dict], split: dict) -> dict:
 
 
 def build(pipeline: beam.Pipeline, config: McdStatsConfig):
-    split = json.loads(fileio.read_bytes(config.split))
+    split = load_split(config.split)
     if config.examples:
         records = (pipeline
                    | "ReadExamples" >> beam.io.ReadFromText(config.examples)
@@ -77,11 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     common.setup_logging()
     try:
         config, options = common.parse_config(PROG, __doc__, McdStatsConfig, argv)
+        load_split(config.split)
+        if config.examples:
+            common.require_match("--examples", config.examples)
+        elif config.dataset != "scan":
+            common.require_match("--dataset", config.dataset)
     except ConfigError as err:
         return common.input_error(PROG, err)
     logging.info("mcd-stats: %s", config)
-    common.run_pipeline(build, config, options)
-    return 0
+    return common.run_or_error(PROG, build, config, options)
 
 
 if __name__ == "__main__":

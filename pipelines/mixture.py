@@ -27,7 +27,7 @@ import apache_beam as beam
 
 from tessera import fileio
 from tessera.config import ConfigError
-from tessera.pipelines.common import input_error, parse_config, run_pipeline, setup_logging
+from tessera.pipelines.common import input_error, parse_config, run_workload, setup_logging
 from tessera.schemas.mixture import MixtureConfig, MixtureConfigError
 from tessera.schemas.records import DeadLetter
 from tessera.transforms.mixture import stages as st
@@ -38,10 +38,12 @@ from tessera.transforms.mixture.prepare_stages import REJECTED, PrepareFn
 from tessera.transforms.mixture.registry import load_mixture
 from tessera.transforms.mixture.write_stages import WriteEmptyShardsFn, WriteShardFn
 from tessera.fileio import join, match_paths
+from tessera.transforms.core.output_dir import OutputContract
 from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters
 
 WORKLOAD = "mixture"
 PROG = "tessera mixture"
+OUTPUT = OutputContract(WORKLOAD, owned=("mixture-*", st.FRAGMENTS + "*/", "stats.json", "rejected/"))
 
 
 def check_globs(mixture: MixtureConfig) -> list[str]:
@@ -146,7 +148,7 @@ def build(pipeline: beam.Pipeline, run: MixtureJobConfig) -> dict:
     outputs = {"shards": shard_paths, "rejected": rejected_files, "stats": stats_path}
     inputs = [s.path for s in mix.sources] + list(mix.decontaminate.eval)
     outputs["manifest"] = outputs | "Finalize" >> FinalizeOutput(
-        out, workload=WORKLOAD, config=mix.to_dict(), inputs=inputs)
+        out, workload=WORKLOAD, config=mix.to_dict(), inputs=inputs, contract=OUTPUT)
     return outputs
 
 
@@ -166,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         check_globs(run.mixture)
     except (ConfigError, MixtureConfigError) as e:
         return input_error(PROG, e)
-    run_pipeline(build, run, options)
+    status = run_workload(PROG, build, run, options, OUTPUT, manifest_config=run.mixture.to_dict())
+    if status:
+        return status
     with fileio.open_read(join(run.output, "stats.json")) as f:
         stats = json.load(f)
     logging.info("mixture %s: %s", run.mixture.name, json.dumps(stats["totals"], sort_keys=True))

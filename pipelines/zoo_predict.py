@@ -27,11 +27,13 @@ from tessera import fileio
 from tessera.config import ConfigError, to_dict
 from tessera.pipelines import common
 from tessera.transforms.core import outputs
+from tessera.transforms.core.output_dir import OutputContract
 from tessera.transforms.zoo import release as zoo_release
 from tessera.transforms.zoo.config import ZooPredictConfig
 from tessera.transforms.zoo.predict_stages import ComputeFeatures, FitAndReport, final_rows
 
 PROG = "tessera zoo-predict"
+OUTPUT = OutputContract("zoo-predict", owned=("report.json", "scatter.png", "predictions.csv", "errors/"))
 
 
 def build(pipeline: beam.Pipeline, config: ZooPredictConfig):
@@ -47,7 +49,8 @@ def build(pipeline: beam.Pipeline, config: ZooPredictConfig):
     return {"networks": features, "files": written, "dead_letters": dead,
             "dead_letter_files": dead_files} | "Finalize" >> outputs.FinalizeOutput(
         config.output, workload="zoo-predict", config=to_dict(config),
-        inputs=[fileio.join(config.zoo, name) for name in zoo_release.REQUIRED_FILES])
+        inputs=[fileio.join(config.zoo, name) for name in zoo_release.REQUIRED_FILES],
+        contract=OUTPUT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         zoo_release.read_metrics(config.zoo)
     except zoo_release.ZooFormatError as err:
         return common.input_error(PROG, err)
-    common.run_pipeline(build, config, options)
-    return 0
+    return common.run_workload(PROG, build, config, options, OUTPUT)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,12 @@ ACCELERATOR_HELP = ("Beam resource hint for the model stage only, e.g. "
                     "'type:nvidia-l4;count:1;install-nvidia-driver'. Default: none (CPU).")
 
 
+OVERWRITE_HELP = ("replace a finished output directory whose config differs (every file the "
+                  "previous run owned is removed first); without it such a directory is refused, "
+                  "and one finished with the same config is left as it is")
+RESUME_HELP = "continue an interrupted run in the same --output (same flags), skipping finished work"
+
+
 class ConfigError(ValueError):
     """A setting outside what is allowed; the message names the flag and what it accepts."""
 

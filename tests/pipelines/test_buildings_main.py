@@ -44,6 +44,7 @@ def test_shipped_unet_finds_the_buildings_and_a_finished_run_is_skipped(scene, t
 
 def test_every_flag_reaches_the_config(tmp_path, monkeypatch):
     tif = write_tif(tmp_path / "a.tif", rgb_scene(32, 32, []))
+    (tmp_path / "m.msgpack").write_bytes(b"")  # --model must name a file that exists
     seen = []
     monkeypatch.setattr(common, "run_pipeline", lambda build, config, options: seen.append(config) or {})
     flags = {"--input": tif, "--output": str(tmp_path / "o"), "--model": str(tmp_path / "m.msgpack"),

@@ -5,7 +5,7 @@ import apache_beam as beam
 
 from tessera.pipelines.common import make_parser, parse_config, parse_pipeline_args, run_pipeline
 from tessera.transforms.buildings.config import BuildingsConfig
-from tessera.transforms.core.progress import LogProgress
+from tessera.transforms.core.progress import LogProgress, progress_line
 
 
 def test_unknown_flags_go_to_beam():
@@ -30,6 +30,26 @@ def test_run_pipeline_returns_counters(caplog):
         values = run_pipeline(_build, {"n": 7}, beam.options.pipeline_options.PipelineOptions([]))
     assert values["test:seen"] == 7
     assert any("test/seen" in r.getMessage() for r in caplog.records)
+
+
+def _build_with_total(pipeline, config):
+    items = pipeline | "Items" >> beam.Create(range(config["n"]))
+    total = items | "Total" >> beam.combiners.Count.Globally()
+    return items | LogProgress("test", "seen", every=4, total=total)
+
+
+def test_progress_with_a_total_logs_share_rate_and_eta(caplog):
+    with caplog.at_level(logging.INFO):
+        run_pipeline(_build_with_total, {"n": 8}, beam.options.pipeline_options.PipelineOptions([]))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("test/seen")]
+    assert lines[-1].startswith("test/seen: 8/8 (100.0%)") and "ETA 0 s" in lines[-1], lines
+    assert any(line.startswith("test/seen: 4/8 (50.0%)") and "/s, ETA" in line for line in lines)
+
+
+def test_progress_line_eta_from_rate():
+    assert progress_line("x", 30, 10.0, 90) == "x: 30/90 (33.3%), 3.0/s, ETA 20 s"
+    assert progress_line("x", 30, 10.0) == "x: 30, 3.0/s"
+    assert progress_line("x", 1, 60.0, 1000).endswith("ETA 16.6 h")
 
 
 def test_local_runs_default_to_the_fn_api_runner_without_fetching_prism():

@@ -15,7 +15,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
 from tests.fixtures.text_lines import cer, find_fonts, render_line
+from tessera.config import to_dict
 from tessera.pipelines import label
+from tessera.transforms.core import output_dir
 from tessera.schemas.labels import LABEL_SCHEMA
 from tessera.schemas.records import DeadLetter
 from tessera.transforms.label import input_stages as label_input_stages
@@ -110,8 +112,8 @@ def test_resume_after_killed_run_has_no_duplicates_and_no_gaps(corpus, tmp_path)
     assert len(shards) >= 2
     lost = pq.read_table(shards[0]).num_rows
     os.remove(shards[0])
-    with pytest.raises(SystemExit):
-        label.prepare_output(_config([str(corpus / "*")], out))  # refuses without --resume
+    with pytest.raises(output_dir.OutputDirError, match="--resume"):  # refused without it
+        output_dir.prepare(str(out), label.OUTPUT, to_dict(_config([str(corpus / "*")], out)))
     second = _run(_config([str(corpus / "*")], out, resume=True, run_id="b"))
     assert second["label:skipped_done"] == 10 - lost  # nothing finished is redone
     assert second["label:labelled"] == 8 + lost

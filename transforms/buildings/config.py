@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tessera.config import ACCELERATOR_HELP, ConfigError, check, check_range, setting
+from tessera.config import (ACCELERATOR_HELP, OVERWRITE_HELP, RESUME_HELP, ConfigError, check,
+                            check_range, setting)
 from tessera.models import registry
 from tessera.models.base import SHIPPED_UNET
 from tessera.transforms.buildings.fields import DEFAULT_PLUS_CODE_LENGTH, DEFAULT_S2_LEVEL
@@ -48,8 +49,13 @@ class BuildingsConfig:
     batch_size: int = setting(1, help="Windows per model call (1 is fastest on CPU; 8-32 on GPU).")
     accelerator: str | None = setting(None, help=ACCELERATOR_HELP)
     max_rows_per_file: int = setting(250_000, cli=False)
-    overwrite: bool = setting(False, manifest=False,
-                              help="Replace a finished output directory (default: leave it and exit).")
+    # finished windows per piece (what a kill can lose at most, per worker; --resume keeps the rest)
+    windows_per_piece: int = setting(64, cli=False, manifest=False)
+    flush_seconds: float = setting(
+        60.0, manifest=False, help="Write finished windows as a piece at least this often (what "
+                                   "a kill can lose; --resume skips what was written).")
+    overwrite: bool = setting(False, manifest=False, help=OVERWRITE_HELP)
+    resume: bool = setting(False, manifest=False, help=RESUME_HELP)
 
     def __post_init__(self):
         try:
@@ -64,6 +70,8 @@ class BuildingsConfig:
         check_range(self, "s2_level", 0, 30)
         check_range(self, "batch_size", 1)
         check_range(self, "max_rows_per_file", 1)
+        check_range(self, "windows_per_piece", 1)
+        check_range(self, "flush_seconds", 0.0, low_open=True)
         check_range(self, "gsd_m", 0.0)
         try:
             numbers = self.band_numbers

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 
 import numpy as np
 
@@ -111,7 +112,7 @@ def inspect_raster(path: str, bands: tuple[int, ...] | None = None,
                               nodata=ds.nodata, band_ranges=ranges, bands=chosen,
                               warped=why is not None)
     except (RasterioIOError, rasterio.errors.RasterioError) as e:
-        return "corrupt_file", str(e)[:500]
+        return "corrupt_file", error_chain(e)[:500]
 
 
 def _open(path: str):
@@ -119,6 +120,57 @@ def _open(path: str):
     if "://" in path and not path.startswith(("/vsi", "http")):
         return rasterio.open(fileio.open_read(path))  # gs:// etc. via Beam; rasterio reads file objects
     return rasterio.open(path)
+
+
+# ---------------------------------------------------------------- what a failed read says
+
+_GENERIC = "See previous exception for details"  # rasterio's wrapper around GDAL's own errors
+_BLOCK = re.compile(r"band (\d+): IReadBlock failed at X offset (\d+), Y offset (\d+)")
+
+
+def error_chain(error: BaseException) -> str:
+    """One line: the exception's type, then each distinct message down its __cause__ /
+    __context__ chain, which is where rasterio keeps GDAL's errors (CPLE_*), outermost first.
+
+    Why: rasterio's own message for a failed read is only "Read failed. See previous exception
+    for details."; the block, the libtiff call and the bytes are in the chain.
+    """
+    messages, seen, e = [], set(), error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = " ".join(str(e).split())
+        if text and _GENERIC not in text and not any(text in m for m in messages):
+            messages.append(text)
+        e = e.__cause__ or e.__context__
+    return f"{type(error).__name__}: {' <- '.join(messages) or ' '.join(str(error).split())}"
+
+
+def _block_bytes(chain: str, ds, path: str) -> str:
+    """Where GDAL's failing block lies in the file ("" if GDAL did not say or cannot tell)."""
+    match = _BLOCK.search(chain)
+    if match is None or ds is None:
+        return ""
+    band, x, y = (int(g) for g in match.groups())
+    try:
+        offset = int(ds.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=band))
+        size = int(ds.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=band))
+        file_size = fileio.match_paths(path)[0].size_in_bytes
+    except Exception:  # noqa: BLE001 - only a hint: not a TIFF, no such metadata, no size
+        return ""
+    end = offset + size
+    past = f" (the file ends {end - file_size} bytes before the block does)" if end > file_size else ""
+    return f"; block x {x}, y {y} of band {band} is bytes {offset}..{end - 1} of the {file_size}-byte file{past}"
+
+
+def read_failure(error: BaseException, info: RasterInfo, window, ds) -> str:
+    """The dead letter detail of a window that could not be read: which pixels of which file
+    (window offsets in the file's pixels, or the warped grid's), GDAL's messages, and the
+    failing block's bytes in the file when GDAL names the block. `ds` is the opened file or None."""
+    grid = " (warped grid)" if info.warped else ""
+    chain = error_chain(error)
+    return (f"window col {window.col_off}, row {window.row_off}, {window.width}x{window.height} px{grid} "
+            f"of {info.path} (bands {','.join(map(str, info.bands))}): {chain}"
+            f"{_block_bytes(chain, ds, info.path)}")
 
 
 class DatasetCache:
@@ -130,7 +182,7 @@ class DatasetCache:
 
     def get(self, info: RasterInfo):
         """The dataset to read `info` from: the file, or its warped VRT."""
-        key = (info.path, info.warped, info.transform if info.warped else None)
+        key = self._key(info)
         entry = self._open.pop(key, None)
         if entry is None:
             entry = _open_for(info)
@@ -139,6 +191,15 @@ class DatasetCache:
                 _close(self._open.pop(oldest))
         self._open[key] = entry  # most recently used last
         return entry[-1]
+
+    def file(self, info: RasterInfo):
+        """The open file dataset behind `info` (not its VRT), or None if it is not open."""
+        entry = self._open.get(self._key(info))
+        return entry[0] if entry else None
+
+    @staticmethod
+    def _key(info: RasterInfo) -> tuple:
+        return info.path, info.warped, info.transform if info.warped else None
 
     def close(self) -> None:
         for entry in self._open.values():
@@ -183,11 +244,11 @@ def read_window(spec: WindowSpec, cache: DatasetCache):
         if sl is None:
             continue
         ((r0, r1), (c0, c1)), dst = sl
+        window = Window(c0, r0, c1 - c0, r1 - r0)
         try:
-            ds = cache.get(info)
-            raw = ds.read(info.bands, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
+            raw = cache.get(info).read(info.bands, window=window, masked=True)
         except Exception as e:  # noqa: BLE001 - any read failure of a source becomes a dead letter
-            failures.append((info.path, f"{type(e).__name__}: {e}"[:500]))
+            failures.append((info.path, read_failure(e, info, window, cache.file(info))[:1000]))
             continue
         ok = ~np.ma.getmaskarray(raw).all(axis=0)  # GDAL's dataset mask: valid if any band is
         part = normalize_bands(np.ma.getdata(raw), info.band_ranges)

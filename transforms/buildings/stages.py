@@ -13,6 +13,7 @@ from tessera.schemas.buildings import RasterInfo, WindowSpec
 from tessera.schemas.records import DeadLetter
 from tessera.transforms.buildings.fields import building_record
 from tessera.transforms.buildings.geoparquet import write_partition
+from tessera.transforms.buildings.piece_stages import skip_done
 from tessera.transforms.buildings.grid import (WindowKey, assemble_window, check_window_config, pack_valid,
                                                plan_windows, window_core, window_transform)
 from tessera.transforms.buildings.polygons import window_instances
@@ -81,14 +82,19 @@ def _all_nodata(element):
 
 
 class ReadWindows(beam.PTransform):
-    """PCollection[path] -> (windows: PCollection[(WindowKey, image)], dead_letters: PCollection[DeadLetter])."""
+    """PCollection[path] -> (windows: PCollection[(WindowKey, image)], dead_letters:
+    PCollection[DeadLetter], planned: PCollection[int], the number of windows to read).
+
+    `done`: optional PCollection of window ids to skip (finished by a run being resumed).
+    """
 
     def __init__(self, size: int, overlap: int, bands: tuple[int, ...] | None = None,
-                 gsd_m: float = MODEL_GSD_M):
+                 gsd_m: float = MODEL_GSD_M, done=None):
         super().__init__()
         check_window_config(size, overlap)
         self._size, self._overlap = size, overlap
         self._inspect = InspectRastersFn(bands, gsd_m)
+        self._done = done
 
     def expand(self, paths):
         inspected = paths | "InspectRasters" >> beam.ParDo(self._inspect).with_outputs(DEAD, main="ok")
@@ -96,12 +102,14 @@ class ReadWindows(beam.PTransform):
                  | "PlanWindows" >> beam.FlatMap(plan_windows, self._size, self._overlap)
                  | "GroupWindowSources" >> beam.GroupByKey()
                  | "AssembleWindows" >> beam.FlatMap(_assemble, self._size, self._overlap))
+        specs = skip_done(specs, self._done)
+        planned = specs | "CountPlanned" >> beam.combiners.Count.Globally()
         read = specs | "ReadWindow" >> beam.ParDo(ReadWindowsFn()).with_outputs(DEAD, COVERAGE, main="windows")
         empty = (read[COVERAGE]
                  | "AnyValidPerTile" >> beam.CombinePerKey(any)
                  | "AllNodataTiles" >> beam.FlatMap(_all_nodata))
         dead = (inspected[DEAD], read[DEAD], empty) | "ReadDeadLetters" >> beam.Flatten()
-        return read.windows, dead
+        return read.windows, dead, planned
 
 
 def _beam_count(name: str, n: int = 1) -> None:
@@ -110,7 +118,7 @@ def _beam_count(name: str, n: int = 1) -> None:
 
 
 class PolygonizeWindowsFn(beam.DoFn):
-    """(WindowKey, probabilities) -> the Building rows (lon/lat fields) this window owns."""
+    """(WindowKey, probabilities) -> (window id, the Building rows (lon/lat fields) it owns)."""
 
     def __init__(self, *, threshold: float, core_threshold: float, min_area_m2: float,
                  min_core_area_m2: float, min_confidence: float, simplify_px: float, s2_level: int,
@@ -130,9 +138,9 @@ class PolygonizeWindowsFn(beam.DoFn):
                                  min_area_px=max(1, int(round(self._min_area_m2 / px_area))),
                                  min_core_px=int(round(self._min_core_area_m2 / px_area)),
                                  count=_beam_count, **self._params)
-        for inst in found:
-            yield building_record(inst["geometry"], spec.grid.crs_wkt, confidence=inst["confidence"],
-                                  source=spec.key, **self._fields)
+        yield spec.key, [building_record(inst["geometry"], spec.grid.crs_wkt,
+                                         confidence=inst["confidence"], source=spec.key, **self._fields)
+                         for inst in found]
         _beam_count("buildings", len(found))
 
 

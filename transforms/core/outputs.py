@@ -21,9 +21,9 @@ from apache_beam.metrics import Metrics
 from tessera import fileio
 from tessera.fileio import atomic_write_json, atomic_write_text, file_sha256, join, match_paths
 from tessera.schemas.records import SCHEMA_VERSION, DeadLetter
+from tessera.transforms.core.output_dir import (COMPLETED, MANIFEST, OutputContract, config_sha256,
+                                                finish, is_temporary, owned_files)
 
-COMPLETED = "COMPLETED"
-MANIFEST = "manifest.json"
 _HASH_LIMIT_BYTES = 64 << 20  # inputs larger than this are fingerprinted by size and mtime only
 
 
@@ -40,10 +40,6 @@ def fingerprint_inputs(patterns: str | Iterable[str], max_files: int = 10_000) -
         if len(files) < max_files:
             files.append(entry)
     return {"num_files": len(metas), "digest": combined.hexdigest(), "files": files}
-
-
-def config_sha256(config: Any) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -71,8 +67,21 @@ def is_complete(output_dir: str) -> bool:
 
 def write_manifest(output_dir: str, *, workload: str, config: Any, inputs: Any = (),
                    model_path: str | None = None, counts: dict | None = None,
-                   extra: dict | None = None, code: str | None = None) -> dict:
-    """Write manifest.json, then COMPLETED. `inputs` is globs or an already computed fingerprint."""
+                   extra: dict | None = None, code: str | None = None,
+                   contract: OutputContract | None = None) -> dict:
+    """Write manifest.json, then COMPLETED. `inputs` is globs or an already computed fingerprint.
+
+    With a `contract`, leftover temporary files are removed first and the manifest lists every
+    file the run owns (path, bytes), so COMPLETED describes exactly the files beside it and
+    --overwrite can remove them all.
+    """
+    files = None
+    if contract is not None:
+        listed = owned_files(output_dir, contract)
+        stale = [join(output_dir, rel) for rel, _ in listed if is_temporary(rel)]
+        if stale:
+            fileio.delete(stale)
+        files = [{"path": rel, "bytes": size} for rel, size in listed if not is_temporary(rel)]
     if not isinstance(inputs, dict):
         inputs = fingerprint_inputs(inputs) if inputs else {"num_files": 0, "files": []}
     manifest = {
@@ -87,8 +96,11 @@ def write_manifest(output_dir: str, *, workload: str, config: Any, inputs: Any =
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         **(extra or {}),
     }
+    if files is not None:
+        manifest["files"] = files
     atomic_write_json(join(output_dir, MANIFEST), manifest)
     atomic_write_text(join(output_dir, COMPLETED), manifest["created_at"] + "\n")
+    finish(output_dir)
     logging.info("%s: wrote %s and %s in %s", workload, MANIFEST, COMPLETED, output_dir)
     return manifest
 
@@ -113,13 +125,14 @@ class WriteDeadLetters(beam.PTransform):
 
 
 class _WriteManifestFn(beam.DoFn):
-    def __init__(self, output_dir, workload, config, inputs, model_path, extra, code):
-        self._args = (output_dir, workload, config, inputs, model_path, extra, code)
+    def __init__(self, output_dir, workload, config, inputs, model_path, extra, code, contract):
+        self._args = (output_dir, workload, config, inputs, model_path, extra, code, contract)
 
     def process(self, counts):
-        output_dir, workload, config, inputs, model_path, extra, code = self._args
+        output_dir, workload, config, inputs, model_path, extra, code, contract = self._args
         write_manifest(output_dir, workload=workload, config=config, inputs=inputs,
-                       model_path=model_path, counts=counts, extra=extra, code=code)
+                       model_path=model_path, counts=counts, extra=extra, code=code,
+                       contract=contract)
         yield join(output_dir, COMPLETED)
 
 
@@ -131,12 +144,13 @@ class FinalizeOutput(beam.PTransform):
     """
 
     def __init__(self, output_dir: str, *, workload: str, config: Any, inputs: Any = (),
-                 model_path: str | None = None, extra: dict | None = None):
+                 model_path: str | None = None, extra: dict | None = None,
+                 contract: OutputContract | None = None):
         super().__init__()
         fingerprint = inputs if isinstance(inputs, dict) else (
             fingerprint_inputs(inputs) if inputs else {"num_files": 0, "files": []})
         self._fn = _WriteManifestFn(output_dir, workload, config, fingerprint, model_path, extra,
-                                    code_version())
+                                    code_version(), contract)
 
     def expand(self, named):
         counts = [

@@ -126,3 +126,49 @@ def tfrecord_frame(data: bytes) -> bytes:
     """One TFRecord: length, masked CRC32C of the length, data, masked CRC32C of the data."""
     length = struct.pack("<Q", len(data))
     return length + struct.pack("<I", _masked_crc(length)) + data + struct.pack("<I", _masked_crc(data))
+
+
+class CorruptRecord(ValueError):
+    """A TFRecord that cannot be read: where it starts (byte offset) and what is wrong with it."""
+
+    def __init__(self, offset: int, problem: str):
+        super().__init__(f"corrupt record at offset {offset}: {problem}")
+        self.offset, self.problem = offset, problem
+
+
+def _read_exact(f, n: int) -> bytes:
+    """n bytes, or fewer only at the end of the file (streams may return short reads)."""
+    parts, got = [], 0
+    while got < n:
+        part = f.read(n - got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def read_tfrecords(f) -> Iterable[bytes]:
+    """The records of a TFRecord stream, both CRCs checked (as TensorFlow and Beam do).
+
+    Raises:
+        CorruptRecord: at the first record that is truncated or fails a CRC; every record before
+        it has been yielded. Framing has no sync marker, so nothing after it can be trusted.
+    """
+    offset = 0
+    while True:
+        header = _read_exact(f, 12)
+        if not header:
+            return
+        if len(header) < 12:
+            raise CorruptRecord(offset, f"truncated header ({len(header)} of 12 bytes)")
+        if struct.unpack("<I", header[8:])[0] != _masked_crc(header[:8]):
+            raise CorruptRecord(offset, "length CRC mismatch")
+        (length,) = struct.unpack("<Q", header[:8])
+        data = _read_exact(f, length + 4)
+        if len(data) < length + 4:
+            raise CorruptRecord(offset, f"truncated ({len(data)} of {length + 4} bytes after the header)")
+        if struct.unpack("<I", data[length:])[0] != _masked_crc(data[:length]):
+            raise CorruptRecord(offset, "data CRC mismatch")
+        yield data[:length]
+        offset += 12 + length + 4

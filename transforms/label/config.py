@@ -5,7 +5,7 @@ import collections
 import dataclasses
 import datetime
 
-from tessera.config import ACCELERATOR_HELP, ConfigError, check_range, setting
+from tessera.config import ACCELERATOR_HELP, OVERWRITE_HELP, ConfigError, check_range, setting
 from tessera.models import registry
 from tessera.transforms.label.decode import DEFAULT_MAX_PIXELS
 
@@ -24,6 +24,7 @@ class LabelConfig:
     batch_size: int = setting(8, help="images per model call (>= 1)")
     resume: bool = setting(False, manifest=False,
                            help="skip keys already labelled (or dead-lettered) in --output")
+    overwrite: bool = setting(False, manifest=False, help=OVERWRITE_HELP)
     accelerator: str | None = setting(None, help=ACCELERATOR_HELP)
     input_format: str = setting("auto", choices=INPUT_FORMATS)
     image_column: str | None = setting(
@@ -34,6 +35,9 @@ class LabelConfig:
     max_file_bytes: int = setting(256 << 20, cli=False)
     bucket_shards: int = setting(16, help="parallel batchers per size bucket")
     rows_per_shard: int = setting(5000, cli=False)
+    flush_seconds: float = setting(
+        60.0, manifest=False, help="write finished rows as a shard at least this often (what a "
+                                   "kill can lose; --resume skips what was written)")
     run_id: str | None = setting(None, manifest=False,
                                  help="names this run's error files (default: UTC timestamp)")
     resolution: int | None = setting(None, type=int, help="PaliGemma: 224, 448 or 896")
@@ -55,6 +59,7 @@ class LabelConfig:
         self._check_zero_shot(family)
         for name in ("batch_size", "max_pixels", "max_file_bytes", "bucket_shards", "rows_per_shard", "top_k"):
             check_range(self, name, 1)
+        check_range(self, "flush_seconds", 0.0, low_open=True)
         for name in ("resolution", "max_decode_len"):
             if getattr(self, name) is not None:
                 check_range(self, name, 1)

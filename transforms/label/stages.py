@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from typing import Any, Iterable, Sequence
 
 import apache_beam as beam
@@ -204,15 +205,19 @@ def rows_to_parquet(rows: list[dict]) -> bytes:
 
 
 class _WriteShardsFn(beam.DoFn):
-    def __init__(self, directory: str, rows_per_shard: int):
-        self._directory, self._rows_per_shard = directory, rows_per_shard
+    """Buffers rows; a shard every `rows_per_shard` rows or `flush_s` seconds (so a kill loses
+    at most that much of a long bundle, and --resume skips the rest), and at the bundle's end."""
+
+    def __init__(self, directory: str, rows_per_shard: int, flush_s: float):
+        self._directory, self._rows_per_shard, self._flush_s = directory, rows_per_shard, flush_s
 
     def start_bundle(self):
-        self._rows = []
+        self._rows, self._since = [], time.monotonic()
 
     def process(self, result: LabelResult):
         self._rows.append(result.to_row())
-        if len(self._rows) >= self._rows_per_shard:
+        if (len(self._rows) >= self._rows_per_shard
+                or time.monotonic() - self._since >= self._flush_s):
             yield self._flush()
 
     def finish_bundle(self):
@@ -221,7 +226,7 @@ class _WriteShardsFn(beam.DoFn):
 
     def _flush(self) -> str:
         from tessera.fileio import atomic_write_bytes, join
-        rows, self._rows = self._rows, []
+        rows, self._rows, self._since = self._rows, [], time.monotonic()
         path = join(self._directory, shard_name(r["key"] for r in rows))
         atomic_write_bytes(path, rows_to_parquet(rows))
         Metrics.counter(NAMESPACE, "shards_written").inc()
@@ -231,9 +236,9 @@ class _WriteShardsFn(beam.DoFn):
 class WriteLabelShards(beam.PTransform):
     """LabelResults -> atomically written Parquet shards in `directory`; returns their paths."""
 
-    def __init__(self, directory: str, rows_per_shard: int = 5000):
+    def __init__(self, directory: str, rows_per_shard: int = 5000, flush_s: float = 60.0):
         super().__init__()
-        self._fn = _WriteShardsFn(directory, rows_per_shard)
+        self._fn = _WriteShardsFn(directory, rows_per_shard, flush_s)
 
     def expand(self, results):
         return results | "WriteShards" >> beam.ParDo(self._fn)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tessera.config import ConfigError, check, check_range, setting
+from tessera.config import OVERWRITE_HELP, ConfigError, check, check_range, setting
 from tessera.transforms.mcd import compounds
 from tessera.transforms.mcd.greedy import GreedyConfig
 from tessera.transforms.mcd.split import check_fractions
@@ -28,6 +28,7 @@ def _resolve_compound_size(config) -> None:
 class McdSplitConfig:
     dataset: str = setting(help="'scan' or a JSONL file (local or gs://)")
     output: str = setting(help="output directory")
+    overwrite: bool = setting(False, manifest=False, help=OVERWRITE_HELP)
     train: float = setting(0.4, help="train fraction of all examples")
     dev: float = setting(0.05, help="dev fraction")
     test: float = setting(0.05, help="test fraction")

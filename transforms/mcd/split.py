@@ -11,6 +11,7 @@ import json
 import time
 
 from tessera import fileio
+from tessera.config import ConfigError
 from tessera.transforms.mcd import divergence
 from tessera.transforms.mcd import greedy as mcd_greedy
 
@@ -51,7 +52,14 @@ def make_split(records: list[dict], config) -> dict:
     """
     records = sorted(records, key=lambda r: r["index"])
     n = len(records)
-    n_train, n_dev, n_test = split_sizes(n, config.train, config.dev, config.test)
+    if not n:
+        raise ConfigError(f"--dataset {config.dataset}: no valid example to split (every record "
+                          "was rejected; errors/ says why); lines need input, output and a "
+                          "derivation, or atoms and compounds")
+    try:
+        n_train, n_dev, n_test = split_sizes(n, config.train, config.dev, config.test)
+    except ValueError as err:
+        raise ConfigError(f"--train/--dev/--test: {err}") from None
     atoms = [r["atoms"] for r in records]
     comps = [r["compounds"] for r in records]
     start = time.perf_counter()
@@ -113,10 +121,12 @@ def trajectory_png(trajectory: list[dict], title: str) -> bytes:
     return buf.getvalue()
 
 
+OUTPUT_FILES = ("split.json", "stats.json", "examples.jsonl", "divergence_trajectory.png")
+
+
 def write_split_outputs(result: dict, output_dir: str) -> list[str]:
     """Writes split.json, stats.json, examples.jsonl and the trajectory PNG; returns their paths."""
-    paths = {name: fileio.join(output_dir, name) for name in
-             ("split.json", "stats.json", "examples.jsonl", "divergence_trajectory.png")}
+    paths = {name: fileio.join(output_dir, name) for name in OUTPUT_FILES}
     fileio.atomic_write_json(paths["split.json"], result["split"])
     fileio.atomic_write_json(paths["stats.json"], result["stats"])
     lines = (json.dumps({"index": r["index"], "input": r["input"], "output": r["output"],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tessera.config import check_range, setting
+from tessera.config import OVERWRITE_HELP, check_range, setting
 from tessera.schemas.mixture import MixtureConfig
 
 
@@ -15,6 +15,7 @@ from tessera.schemas.mixture import MixtureConfig
 class MixtureJobConfig:
     mixture: MixtureConfig = setting(cli=False)  # from --config (a file, or registry:NAME)
     output: str = setting(help="output directory (local or gs://)")
+    overwrite: bool = setting(False, manifest=False, help=OVERWRITE_HELP)
     # per slot-assigning worker, before fragments are written
     fragment_buffer_bytes: int = setting(64 << 20, cli=False, manifest=False)
 

@@ -31,6 +31,7 @@ from tessera.schemas.records import DeadLetter
 from tessera.transforms.mixture import slots
 from tessera.transforms.mixture.phash import phash_bytes
 from tessera.transforms.mixture.dedup_stages import _uid_parts
+from tessera.transforms.mixture.read_stages import CORRUPT_FILE
 from tessera.transforms.mixture.records import NAMESPACE, letter, source_of
 from tessera.transforms.mixture.pack import pack_parts, packed_len
 from tessera.transforms.mixture.prepare_stages import REJECTED, KeyedBatches, unpack_records
@@ -270,7 +271,11 @@ def events_for_letter(dl: DeadLetter):
 
 
 class WriteStatsFn(beam.DoFn):
-    """All (source, field) counts -> stats.json (per source, plus totals and the balance check)."""
+    """All (source, field) counts -> stats.json (per source, plus totals and the balance check).
+
+    A corrupt source file is one `corrupt_file` letter: it counts once in `read` and `rejected`
+    (and in `rejected_files`), next to the records read from it before the corruption.
+    """
 
     def __init__(self, config: MixtureConfig, output_dir: str):
         self._config, self._output_dir = config, output_dir
@@ -287,13 +292,15 @@ class WriteStatsFn(beam.DoFn):
                 "duplicates": dropped.get("duplicate", 0), "near_duplicates": dropped.get("near_duplicate", 0),
                 "contaminated": dropped.get("contaminated", 0), "not_selected": dropped.get("not_selected", 0),
                 "dropped": dropped, "rejected": sum(dropped.values()),
+                "rejected_files": dropped.get(CORRUPT_FILE, 0),
                 "repeated": fields.get("repeated", 0), "written": fields.get("written", 0),
                 "written_unique": fields.get("written_unique", 0), **plan.summary()[name],
             }
             entry["balanced"] = entry["read"] == entry["written_unique"] + entry["rejected"]
             per_source[name] = entry
         totals = {k: sum(e[k] for e in per_source.values())
-                  for k in ("read", "kept", "rejected", "written", "written_unique", "repeated")}
+                  for k in ("read", "kept", "rejected", "rejected_files", "written", "written_unique",
+                            "repeated")}
         shares = [plan.shares[n] for n in plan.names]
         stats = {"mixture": self._config.name, "total_examples": plan.total,
                  "num_shards": self._config.num_shards, "sources": per_source, "totals": totals,

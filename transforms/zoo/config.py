@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tessera.config import ACCELERATOR_HELP, ConfigError, check_range, setting
+from tessera.config import ACCELERATOR_HELP, OVERWRITE_HELP, ConfigError, check_range, setting
 from tessera.transforms.zoo.datasets import OFFLINE, TFDS, UnknownDatasetError, check_name
 
 
@@ -19,6 +19,7 @@ class ZooConfig:
     resume: bool = setting(False, manifest=False,
                            help="reuse shards of an interrupted run into the same --output "
                                 "(checked row by row)")
+    overwrite: bool = setting(False, manifest=False, help=OVERWRITE_HELP)
 
     def __post_init__(self):
         try:
@@ -34,6 +35,7 @@ class ZooConfig:
 class ZooPredictConfig:
     zoo: str = setting(help="a cnn-zoo output directory")
     output: str = setting(help="output directory (local or gs://)")
+    overwrite: bool = setting(False, manifest=False, help=OVERWRITE_HELP)
     chunk: int = setting(500, help="networks per feature task")
     seed: int = setting(0, help="GBM random_state")
 
