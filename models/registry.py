@@ -11,6 +11,8 @@
     siglip      label               big_vision two-tower .npz (tokenizer beside it) or a directory
                                     of both, or TOKENIZER.model after a comma; sigmoid scores
     lit         label               the same files; softmax scores over the classes (LiT, CLIP)
+    gemini      label               a Gemini model name (gemini-2.5-flash): one API request per
+                                    image, credentials from the environment
 
 Every family module exposes `load(path)` and `write_tiny(directory, seed=0) -> path`: a tiny
 checkpoint in the family's real format, which tests load through the same code as real ones
@@ -55,6 +57,7 @@ class Family:
     takes_path: bool = True
     loader: str | None = None
     takes_tokenizer: bool = False  # PATH may end in `,TOKENIZER.model`
+    path_is_file: bool = True  # False: PATH names a hosted model (gemini:MODEL), not a file
 
     def load_fn(self) -> Callable:
         module, _, name = (self.loader or f"{self.module}:load").partition(":")
@@ -152,7 +155,10 @@ def check_files(spec: str | ModelSpec) -> None:
     from tessera import fileio
     spec = _as_spec(spec)
     info = get(spec.family)
-    if not info.takes_path:
+    if not info.takes_path or not info.path_is_file:
+        if spec.family == "gemini":
+            from tessera.models.handlers.gemini import credentials_from_env
+            credentials_from_env()  # MissingCredentials is a ValueError naming the variables
         return
     wanted = [spec.path] + ([spec.tokenizer] if spec.tokenizer else [])
     if spec.family == "savedmodel":
@@ -206,6 +212,13 @@ def _zero_shot(spec: ModelSpec, batch_size: int, accelerator: str | None, option
     return ZeroShotHandler.from_path(spec.path, **kwargs)
 
 
+def _gemini(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
+    from tessera.models.handlers.gemini import GeminiLabelHandler, credentials_from_env
+    del accelerator  # a hosted model: the workers only send requests
+    return GeminiLabelHandler(spec.path, prompt=options.get("prompt") or "",
+                              max_batch_size=batch_size, **credentials_from_env())
+
+
 def _savedmodel(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
     from tessera.models.handlers.savedmodel_classifier import SavedModelClassifierHandler
     return SavedModelClassifierHandler(spec.path, accelerator=accelerator,
@@ -226,6 +239,7 @@ for _family in (
         Family("lit", "tessera.models.siglip", ("label",), _zero_shot,
                "CKPT.npz|DIR[,TOKENIZER.model]", takes_tokenizer=True,
                loader="tessera.models.siglip:load_lit"),
+        Family("gemini", "tessera.models.gemini", ("label",), _gemini, "MODEL", path_is_file=False),
         Family("savedmodel", "tessera.models.savedmodel_classifier", ("label",), _savedmodel,
                "DIR", loader="tessera.models.handlers.savedmodel_classifier:load")):
     register(_family)

@@ -1,5 +1,5 @@
 """`tessera label`: batch-label an image corpus with OCR, PaliGemma, SigLIP/LiT zero-shot classes
-(and image embeddings) or a TF SavedModel classifier.
+(and image embeddings), Gemini (hosted, one request per image) or a TF SavedModel classifier.
 
 read (image globs, or Parquet/TFRecord of encoded images) -> skip keys already done (--resume)
 -> size probe -> group by (size bucket, shard) into batches -> decode (EXIF, RGB, bomb check)

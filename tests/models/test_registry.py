@@ -10,7 +10,7 @@ import pytest
 from tessera.models import registry
 
 
-SHIPPED = ["lit", "ocr", "paligemma", "savedmodel", "seq2seq", "siglip", "small_cnn", "unet"]
+SHIPPED = ["gemini", "lit", "ocr", "paligemma", "savedmodel", "seq2seq", "siglip", "small_cnn", "unet"]
 
 
 def test_every_family_has_a_loader_a_tiny_variant_and_a_handler():
@@ -41,7 +41,7 @@ def test_parse(spec, kwargs, expected):
 
 
 @pytest.mark.parametrize("spec, kwargs, message", [
-    ("yolo", {"workload": "label"}, "expected one of: lit:CKPT.npz"),
+    ("yolo", {"workload": "label"}, "expected one of: gemini:MODEL | lit:CKPT.npz"),
     ("yolo:x", {}, "unknown model 'yolo:x'"),
     ("savedmodel", {}, "needs a path"),
     ("ocr:/x", {}, "takes no path"),

@@ -57,6 +57,9 @@ class LabelConfig:
         except ValueError as err:
             raise ConfigError(f"--model: {err}") from None
         self._check_zero_shot(family)
+        if family == "gemini" and not self.prompt:
+            raise ConfigError("--model gemini:MODEL needs --prompt, the question asked of every "
+                              "image, e.g. 'Describe this image in one sentence.'")
         for name in ("batch_size", "max_pixels", "max_file_bytes", "bucket_shards", "rows_per_shard", "top_k"):
             check_range(self, name, 1)
         check_range(self, "flush_seconds", 0.0, low_open=True)
