@@ -27,6 +27,7 @@ INSTALL_REQUIRES = [
     "pyproj>=3.6",
     "gcsfs>=2024.2",
     "pyarrow>=15",
+    "safetensors>=0.4",  # Hugging Face checkpoints (models/siglip/hf.py)
     "pandas>=2.1",
     "s2sphere>=0.2.5",
     "openlocationcode>=1.0.1",

@@ -30,6 +30,7 @@ import sys
 
 import apache_beam as beam
 
+from tessera import fileio
 from tessera.config import ConfigError, to_dict
 from tessera.fileio import join
 from tessera.models.registry import check_files, get as get_family, make_handler, parse
@@ -97,6 +98,10 @@ def input_fingerprint(config: LabelConfig, input_format: str):
 def model_file(spec) -> str | None:
     """The file whose checksum the manifest records (OCR weights are the pinned wheel's)."""
     if get_family(spec.family).takes_tokenizer:  # a big_vision .npz with its tokenizer
+        from tessera.models.siglip import hf
+        if hf.is_hf_checkpoint(spec.path):  # a Hugging Face directory: its weights (or index)
+            weights = join(spec.path.rstrip("/"), hf.WEIGHTS)
+            return weights if fileio.exists(weights) else join(spec.path.rstrip("/"), hf.INDEX)
         if spec.tokenizer:
             return spec.path
         from tessera.models.paligemma.paths import resolve_paths

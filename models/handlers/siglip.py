@@ -14,8 +14,8 @@ from typing import Any, Iterable, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler
 
-from tessera.models.paligemma.paths import resolve_paths
 from tessera.models.paligemma.preprocess import check_image
+from tessera.models.siglip import resolve
 from tessera.models.siglip.inference import TwoTowerModel
 from tessera.models.siglip.zero_shot import ZeroShotClassifier, top_classes
 from tessera.schemas.labels import Box, LabelRequest, LabelResult
@@ -46,9 +46,10 @@ class ZeroShotHandler(ModelHandler[LabelRequest, LabelResult, ZeroShotClassifier
 
     @classmethod
     def from_path(cls, path: str, **kw) -> "ZeroShotHandler":
-        """PATH is a .npz (tokenizer beside it) or a directory holding both."""
-        npz, tokenizer = resolve_paths(path)
-        return cls(npz, tokenizer, **kw)
+        """PATH is a .npz (tokenizer beside it), a directory holding both, or a Hugging Face
+        SigLIP directory."""
+        checkpoint, tokenizer = resolve(path)
+        return cls(checkpoint, tokenizer, **kw)
 
     def load_model(self) -> ZeroShotClassifier:
         model = TwoTowerModel.load(self.checkpoint_path, self.tokenizer_path,
