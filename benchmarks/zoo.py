@@ -84,8 +84,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--activation", default="relu")
     args = parser.parse_args(argv)
+    report = compare(load_dataset(args.dataset), args.population, args.steps, args.optimizer,
+                     args.activation)
+    print(json.dumps(report, indent=2))
+    return report
 
-    ds = load_dataset(args.dataset)
+
+def compare(ds, population: int, steps: int, optimizer: str = "adam",
+            activation: str = "relu") -> dict:
+    """The measurement itself, on a loaded ZooDataset (benchmarks/zoo_gpu.py calls it too)."""
+    args = argparse.Namespace(population=population, steps=steps, optimizer=optimizer,
+                              activation=activation)
     configs = [dataclasses.replace(zoo_sampling.sample_network(0, i), optimizer=args.optimizer,
                                    activation=args.activation, w_init="he_normal")
                for i in range(args.population)]
@@ -152,7 +161,6 @@ def main(argv=None) -> dict:
         "shared_first_layer": shared,
         "max_param_diff": diff,
     }
-    print(json.dumps(report, indent=2))
     return report
 
 

@@ -23,7 +23,6 @@ import sys
 
 import apache_beam as beam
 
-from tessera import fileio
 from tessera.config import ConfigError, to_dict
 from tessera.pipelines import common
 from tessera.transforms.core import outputs
@@ -49,7 +48,7 @@ def build(pipeline: beam.Pipeline, config: ZooPredictConfig):
     return {"networks": features, "files": written, "dead_letters": dead,
             "dead_letter_files": dead_files} | "Finalize" >> outputs.FinalizeOutput(
         config.output, workload="zoo-predict", config=to_dict(config),
-        inputs=[fileio.join(config.zoo, name) for name in zoo_release.REQUIRED_FILES],
+        inputs=zoo_release.input_files(config.zoo),
         contract=OUTPUT)
 
 
@@ -61,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return common.input_error(PROG, err)
     try:
         zoo_release.check_zoo(config.zoo)
-        zoo_release.open_weights(config.zoo)
+        if zoo_release.is_features_folder(config.zoo):
+            zoo_release.read_features(config.zoo)
+        else:
+            zoo_release.open_weights(config.zoo)
         zoo_release.read_metrics(config.zoo)
     except zoo_release.ZooFormatError as err:
         return common.input_error(PROG, err)

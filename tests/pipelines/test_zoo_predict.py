@@ -77,3 +77,26 @@ def test_corrupt_zoo_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "weights.npy").write_bytes(b"not an npy file")
     assert zoo_predict.main(["--zoo", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
     assert "weights.npy is not a readable .npy array" in capsys.readouterr().err
+
+
+def test_a_features_folder_gives_the_same_report_as_its_zoo(tmp_path):
+    """What benchmarks/zoo_gpu.py writes (statistics, not weights) fits exactly like the zoo."""
+    _synthetic_zoo(tmp_path / "zoo")
+    table = zoo_release.read_layout(str(tmp_path / "zoo"))
+    weights = zoo_release.open_weights(str(tmp_path / "zoo"), table)
+    folder = tmp_path / "features"
+    folder.mkdir()
+    np.save(folder / "features.npy", zoo_features.weight_features(np.asarray(weights), table))
+    np.save(folder / "network_indices.npy", np.arange(NUM_NETWORKS))
+    (folder / "feature_names.json").write_text(json.dumps(zoo_features.feature_names(table)))
+    (folder / "metrics.csv.gz").write_bytes((tmp_path / "zoo" / "metrics.csv.gz").read_bytes())
+    reports = []
+    for source in ("zoo", "features"):
+        out = tmp_path / f"pred_{source}"
+        assert zoo_predict.main(["--zoo", str(tmp_path / source), "--output", str(out), "--chunk", "40",
+                                 "--direct_num_workers", "1", "--direct_running_mode", "in_memory"]) == 0
+        reports.append(json.loads((out / "report.json").read_text()))
+    for name in ("gbm", "linear"):
+        assert reports[1][name] == pytest.approx(reports[0][name], rel=1e-9)
+    assert reports[1]["networks_used"] == NUM_NETWORKS - NUM_NAN
+    assert reports[1]["feature_names"] == reports[0]["feature_names"]

@@ -46,12 +46,26 @@ class _FeaturesFn(beam.DoFn):
         self._zoo_dir = zoo_dir
 
     def setup(self):
-        self._table = zoo_release.read_layout(self._zoo_dir)
-        self._weights = zoo_release.open_weights(self._zoo_dir, self._table)
+        self._precomputed = zoo_release.is_features_folder(self._zoo_dir)
+        if self._precomputed:  # statistics computed where the zoo was trained
+            self._row_of, self._features, _ = zoo_release.read_features(self._zoo_dir)
+        else:
+            self._table = zoo_release.read_layout(self._zoo_dir)
+            self._weights = zoo_release.open_weights(self._zoo_dir, self._table)
+
+    def _vectors(self, chunk: list[dict]):
+        if self._precomputed:
+            return [self._features[self._row_of[r["network_index"]]]
+                    if r["network_index"] in self._row_of else np.array([np.nan]) for r in chunk]
+        return self._weights[[r["row"] for r in chunk]]
+
+    def _features_of(self, vector) -> list[float]:
+        if self._precomputed:
+            return [float(v) for v in vector]
+        return zoo_features.weight_features(vector[None], self._table)[0].tolist()
 
     def process(self, chunk: list[dict]):
-        rows = self._weights[[r["row"] for r in chunk]]
-        for record, vector in zip(chunk, rows):
+        for record, vector in zip(chunk, self._vectors(chunk)):
             key = f"network-{record['network_index']}"
             if record["diverged"] or not np.isfinite(vector).all() or not np.isfinite(record["test_accuracy"]):
                 count(NAMESPACE, "excluded_diverged")
@@ -59,7 +73,7 @@ class _FeaturesFn(beam.DoFn):
                                                                 "NaN weights or accuracy: excluded"))
                 continue
             count(NAMESPACE, "networks")
-            yield {**record, "features": zoo_features.weight_features(vector[None], self._table)[0].tolist()}
+            yield {**record, "features": self._features_of(vector)}
 
 
 class ComputeFeatures(beam.PTransform):
@@ -77,7 +91,10 @@ class ComputeFeatures(beam.PTransform):
 def fit_and_report(records: list[dict], config) -> list[str]:
     """Fit on the keyed train half, score on the other half, write report/scatter/predictions."""
     records = sorted(records, key=lambda r: r["network_index"])
-    table = zoo_release.read_layout(config.zoo)
+    if zoo_release.is_features_folder(config.zoo):
+        names = zoo_release.read_features(config.zoo)[2]
+    else:
+        names = zoo_features.feature_names(zoo_release.read_layout(config.zoo))
     x = np.array([r["features"] for r in records], np.float64).reshape(len(records), -1)
     y = np.array([r["test_accuracy"] for r in records])
     ids = np.array([r["network_index"] for r in records], np.int64)
@@ -89,7 +106,7 @@ def fit_and_report(records: list[dict], config) -> list[str]:
     report = {
         "zoo": config.zoo,
         "num_features": int(x.shape[1]),
-        "feature_names": zoo_features.feature_names(table),
+        "feature_names": names,
         "networks_used": int(len(records)),
         "networks_excluded_diverged": excluded,
         "train_networks": int(train.sum()),

@@ -183,11 +183,43 @@ def write_layout(output_dir: str, channels: int = 1) -> str:
     return path
 
 
+# A features folder (benchmarks/zoo_gpu.py): the 56 statistics per network instead of all weights
+FEATURES_FILES = ("features.npy", "network_indices.npy", "feature_names.json", "metrics.csv.gz")
+
+
+def is_features_folder(zoo_dir: str) -> bool:
+    return fileio.exists(join(zoo_dir, "features.npy"))
+
+
+def input_files(zoo_dir: str) -> list[str]:
+    """What zoo-predict reads from `zoo_dir` (a release-layout zoo or a features folder)."""
+    names = FEATURES_FILES if is_features_folder(zoo_dir) else REQUIRED_FILES
+    return [join(zoo_dir, name) for name in names]
+
+
 def check_zoo(zoo_dir: str) -> None:
-    """Raise ZooFormatError unless the release files exist and agree with each other."""
-    missing = [f for f in REQUIRED_FILES if not fileio.exists(join(zoo_dir, f))]
+    """Raise ZooFormatError unless the release files (or a features folder's) exist."""
+    missing = [p.rsplit("/", 1)[-1] for p in input_files(zoo_dir) if not fileio.exists(p)]
     if missing:
-        raise ZooFormatError(f"{zoo_dir} is not a zoo directory: missing {', '.join(missing)}")
+        raise ZooFormatError(f"{zoo_dir} is not a zoo directory (weights.npy, metrics.csv.gz, "
+                             f"layout.csv) or features folder: missing {', '.join(missing)}")
+
+
+def read_features(zoo_dir: str) -> tuple[dict[int, int], np.ndarray, list[str]]:
+    """A features folder: ({network_index: row}, features (n, k), feature names)."""
+    import json
+    try:
+        with fileio.open_read(join(zoo_dir, "features.npy")) as f:
+            features = np.load(io.BytesIO(f.read()), allow_pickle=False)
+        with fileio.open_read(join(zoo_dir, "network_indices.npy")) as f:
+            indices = np.load(io.BytesIO(f.read()), allow_pickle=False)
+        names = json.loads(fileio.read_bytes(join(zoo_dir, "feature_names.json")))
+    except (ValueError, OSError, EOFError) as err:
+        raise ZooFormatError(f"{zoo_dir}: unreadable features folder: {err}") from err
+    if features.ndim != 2 or len(features) != len(indices) or features.shape[1] != len(names):
+        raise ZooFormatError(f"{zoo_dir}: features.npy {features.shape}, {len(indices)} network "
+                             f"indices and {len(names)} feature names do not agree")
+    return {int(i): row for row, i in enumerate(indices)}, features, names
 
 
 def read_metrics(zoo_dir: str):
