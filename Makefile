@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= out/demo
 
-.PHONY: setup demo test test-fast benchmarks clean real-data
+.PHONY: setup demo test test-fast test-portable test-gcs benchmarks clean real-data
 
 setup: $(STAMP)
 
@@ -23,6 +23,16 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -x tests -m "not slow"
+
+# Every workload on Beam's PortableRunner (job service + external worker pool on 127.0.0.1,
+# separate SDK worker processes), outputs compared with the local runner's. Each of the two test
+# workers starts its own servers.
+test-portable: setup
+	$(BIN)/python -m pytest -q -n 2 tests/portable
+
+# Every workload reading and writing gs:// on a local GCS emulator, on both runners.
+test-gcs: setup
+	$(BIN)/python -m pytest -q -n 2 tests/gcs
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

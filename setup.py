@@ -58,9 +58,11 @@ setuptools.setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "gpu": ["jax[cuda12]"],
-        "test": ["pytest>=8", "pytest-xdist>=3"],
-        # benchmarks/parity_siglip.py only (HF SiglipModel as the reference); CPU torch build
-        "parity": ["torch==2.13.0", "transformers"],
+        # gcp-storage-emulator: the gs:// suite's local GCS (make test-gcs)
+        "test": ["pytest>=8", "pytest-xdist>=3", "gcp-storage-emulator>=2024.8"],
+        # benchmarks/parity_*.py only, not the tests: HF SiglipModel (siglip), timm's
+        # VisionTransformer / MlpMixer (vit, mixer) as the references; CPU torch build
+        "parity": ["torch==2.13.0", "transformers", "timm>=1.0"],
     },
     entry_points={"console_scripts": ["tessera=tessera.pipelines.cli:main"]},
 )

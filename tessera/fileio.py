@@ -11,16 +11,19 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from typing import Any, BinaryIO, Iterable
 
 try:
-    from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+    from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 except ImportError:  # no apache_beam: local files only
     FileSystems = None
-    BeamIOError = OSError
     CompressionTypes = None
+
+
+_DELETE_BATCH = 100  # paths per delete call (GCS batch requests take at most 100)
 
 
 def is_remote(path: str) -> bool:
@@ -104,17 +107,41 @@ def read_bytes(path: str) -> bytes:
 
 
 def remove_tree(path: str) -> None:
-    """Delete a directory and everything under it; a missing one is fine. Local file systems
-    delete a directory by its name, object stores (gs://) delete a prefix ending in '/'."""
+    """Delete a directory and everything under it; a missing one is fine.
+
+    On an object store (gs://) a "directory" is only a name prefix: no object is called `path`,
+    so deleting `path` itself would silently delete nothing. Every object under `path/` is listed
+    and deleted instead.
+    """
     path = path.rstrip("/")
-    for candidate in (path, path + "/"):
-        try:
-            FileSystems.delete([candidate])
-            return
-        except (BeamIOError, OSError):
-            continue
-    if FileSystems.exists(path):
-        raise OSError(f"could not delete {path}")
+    if not is_remote(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+        return
+    files = list_tree(path)
+    for start in range(0, len(files), _DELETE_BATCH):
+        FileSystems.delete(files[start:start + _DELETE_BATCH])
+    left = list_tree(path)
+    if left:
+        raise OSError(f"could not delete {len(left)} files under {path} (first: {left[0]})")
+
+
+def list_tree(path: str) -> list[str]:
+    """Every file under the directory `path` (local, or an object prefix on gs://), sorted."""
+    path = path.rstrip("/")
+    if not is_remote(path):
+        return sorted(os.path.join(d, f) for d, _, files in os.walk(path) for f in files)
+    return sorted(m.path for m in match_paths(join(path, "**")))
+
+
+def is_dir(path: str) -> bool:
+    """A local directory, or an object-store prefix with at least one object under it (GCS has no
+    directories: `exists` is False for a prefix, even a full one)."""
+    if not is_remote(path):
+        return os.path.isdir(path)
+    return bool(list_tree(path))
 
 
 def file_sha256(path: str) -> str:

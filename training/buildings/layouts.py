@@ -10,13 +10,15 @@ by the pixel size gives (column, row) pixel coordinates directly.
 from __future__ import annotations
 
 import dataclasses
-import glob
+import io
 import logging
 import os
 
 import numpy as np
 import shapely
 from shapely import affinity
+
+from tessera import fileio
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +83,20 @@ def spacenet2(path: str) -> list[Layout]:
     return out
 
 
-def vector_file(path: str, layer: str | None = None) -> list[Layout]:
-    """Buildings of an OSM extract (.osm.pbf, `building` tag) or any vector file, cut into chips."""
+def vector_file(path, layer: str | None = None, name: str | None = None) -> list[Layout]:
+    """Buildings of an OSM extract (.osm.pbf, `building` tag) or any vector file, cut into chips.
+
+    `path` is a local path or a file object (then `name` is its file name)."""
     import geopandas as gpd
 
-    if path.endswith(".pbf"):
+    name = name or os.path.basename(path)
+    if name.endswith(".pbf"):
         frame = gpd.read_file(path, layer="multipolygons", on_invalid="ignore")
         frame = frame[frame["building"].notna()]
     else:
         frame = gpd.read_file(path, layer=layer)
     local = [p for g in _to_local(frame.geometry[frame.geometry.notna()], frame.crs) for p in _parts(g)]
-    return _chips(os.path.basename(path), local, CHIP_M)
+    return _chips(name, local, CHIP_M)
 
 
 def _chips(name: str, polys: list, size_m: float) -> list[Layout]:
@@ -111,18 +116,24 @@ def _chips(name: str, polys: list, size_m: float) -> list[Layout]:
     return out
 
 
+def _readable(path: str):
+    """What pandas and geopandas read: a local path as is, a gs:// object as its bytes."""
+    return io.BytesIO(fileio.read_bytes(path)) if fileio.is_remote(path) else path
+
+
 def load_layouts(directory: str = DEFAULT_DIR) -> list[Layout]:
-    """Every real layout under `directory` (the files `make real-data` writes); [] if none."""
+    """Every real layout under `directory` (local or gs://: the files `make real-data` writes);
+    [] if none."""
     readers = {"spacenet4_atlanta_truth.csv": spacenet4, "spacenet2_truth.csv": spacenet2}
     out = []
-    for path in sorted(glob.glob(os.path.join(directory, "*"))):
-        name = os.path.basename(path)
+    for path in sorted(m.path for m in fileio.match_paths(fileio.join(directory, "*"))):
+        name = path.rstrip("/").rsplit("/", 1)[-1]
         if name in readers:
-            out.extend(readers[name](path))
+            out.extend(readers[name](_readable(path)))
         elif name.endswith(".pbf"):
-            out.extend(vector_file(path))
+            out.extend(vector_file(_readable(path), name=name))
         elif name.endswith(".gpkg"):
-            out.extend(vector_file(path, layer="buildings"))
+            out.extend(vector_file(_readable(path), layer="buildings", name=name))
     log.info("%d real layouts (%d buildings) from %s", len(out), sum(len(l.polygons) for l in out), directory)
     return out
 
