@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
@@ -28,6 +29,8 @@ TOLERANCE = 1e-4
 
 def random_hf_model(args):
     import torch
+    from timm_reference import import_timm
+    import_timm()  # loads torchvision as transformers will, also on a CPU-only torch build
     from transformers import SiglipConfig, SiglipModel
 
     torch.manual_seed(args.seed)
@@ -70,7 +73,7 @@ def main(argv=None) -> int:
     hf_model, _ = random_hf_model(args)
     with tempfile.TemporaryDirectory() as tmp:
         hf_model.save_pretrained(f"{tmp}/hf", safe_serialization=True)
-        loaded = {"safetensors": checkpoint.load_checkpoint(f"{tmp}/hf")}  # the real HF reader
+        loaded = {"safetensors": hf.load_params(f"{tmp}/hf")}  # the real HF reader
         flat = hf.read_hf_flat(f"{tmp}/hf")
         np.savez(f"{tmp}/siglip_random.npz", **{f"params/{k}": v for k, v in flat.items()})
         loaded["big_vision npz"] = checkpoint.load_checkpoint(f"{tmp}/siglip_random.npz")

@@ -13,6 +13,9 @@
     lit         label               the same files; softmax scores over the classes (LiT, CLIP)
     gemini      label               a Gemini model name (gemini-2.5-flash): one API request per
                                     image, credentials from the environment
+    vit         label               ViT classifier .npz (big_vision or original ViT/AugReg layout)
+                                    or a directory holding one; class names from labels.txt beside
+    mixer       label               MLP-Mixer .npz as released, or a directory holding one; the same
 
 Every family module exposes `load(path)` and `write_tiny(directory, seed=0) -> path`: a tiny
 checkpoint in the family's real format, which tests load through the same code as real ones
@@ -157,7 +160,7 @@ def check_files(spec: str | ModelSpec) -> None:
     info = get(spec.family)
     if not info.takes_path or not info.path_is_file:
         if spec.family == "gemini":
-            from tessera.models.handlers.gemini import credentials_from_env
+            from tessera.models.gemini import credentials_from_env
             credentials_from_env()  # MissingCredentials is a ValueError naming the variables
         return
     wanted = [spec.path] + ([spec.tokenizer] if spec.tokenizer else [])
@@ -213,10 +216,22 @@ def _zero_shot(spec: ModelSpec, batch_size: int, accelerator: str | None, option
 
 
 def _gemini(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
-    from tessera.models.handlers.gemini import GeminiLabelHandler, credentials_from_env
+    from tessera.models.gemini import credentials_from_env
+    from tessera.models.handlers.gemini import GeminiLabelHandler
     del accelerator  # a hosted model: the workers only send requests
     return GeminiLabelHandler(spec.path, prompt=options.get("prompt") or "",
                               max_batch_size=batch_size, **credentials_from_env())
+
+
+def _image_classifier(spec: ModelSpec, batch_size: int, accelerator: str | None,
+                      options: dict):
+    from tessera.models.handlers.image_classifier import ImageClassifierHandler
+    return ImageClassifierHandler(get(spec.family).load_fn(), spec.path,
+                                  class_names=tuple(options.get("class_names") or ()),
+                                  top_k=options.get("top_k") or 5,
+                                  embeddings=bool(options.get("embeddings")),
+                                  batch_size=batch_size, model_name=spec.name,
+                                  accelerator=accelerator)
 
 
 def _savedmodel(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
@@ -241,5 +256,7 @@ for _family in (
                loader="tessera.models.siglip:load_lit"),
         Family("gemini", "tessera.models.gemini", ("label",), _gemini, "MODEL", path_is_file=False),
         Family("savedmodel", "tessera.models.savedmodel_classifier", ("label",), _savedmodel,
-               "DIR", loader="tessera.models.handlers.savedmodel_classifier:load")):
+               "DIR", loader="tessera.models.handlers.savedmodel_classifier:load"),
+        Family("vit", "tessera.models.vit", ("label",), _image_classifier, "CKPT.npz|DIR"),
+        Family("mixer", "tessera.models.mixer", ("label",), _image_classifier, "CKPT.npz|DIR")):
     register(_family)

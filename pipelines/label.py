@@ -108,6 +108,9 @@ def model_file(spec) -> str | None:
         return resolve_paths(spec.path)[0]
     if spec.family == "savedmodel":
         return join(spec.path, "saved_model.pb")
+    if spec.family in ("vit", "mixer"):
+        from tessera.models.image_classifier import resolve_paths as classifier_paths
+        return classifier_paths(spec.path)[0]
     return None
 
 

@@ -8,16 +8,13 @@ prompt. Throttling (429), server errors (5xx) and dropped connections are retrie
 an image Gemini refuses (4xx, a blocked or empty answer) becomes a LabelResult with `error`, so it
 lands in `errors/` and the rest of the batch is kept.
 
-Credentials come from the environment of the launching process: GEMINI_API_KEY (or
-GOOGLE_API_KEY) for the Gemini API, else GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION for Vertex
-AI (the workers' service account authenticates). GOOGLE_GEMINI_BASE_URL points the client at
-another endpoint (the tests' fake server).
+Credentials: models/gemini.py. GOOGLE_GEMINI_BASE_URL points the client at another endpoint (the
+tests' fake server).
 """
 from __future__ import annotations
 
 import concurrent.futures
 import io
-import os
 import time
 from typing import Any, Sequence
 
@@ -26,26 +23,6 @@ from apache_beam.ml.inference.gemini_inference import GeminiModelHandler
 from tessera.schemas.labels import LabelRequest, LabelResult
 
 RETRIABLE_CODES = (429, 500, 502, 503, 504)
-
-
-class MissingCredentials(ValueError):
-    """No API key and no Vertex AI project/location in the environment."""
-
-
-def credentials_from_env(env=os.environ) -> dict:
-    """{'api_key': ...} or {'project': ..., 'location': ...} for GeminiModelHandler.
-
-    Raises:
-        MissingCredentials: neither is set (the message says which variables to set).
-    """
-    key = env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY")
-    if key:
-        return {"api_key": key}
-    project, location = env.get("GOOGLE_CLOUD_PROJECT"), env.get("GOOGLE_CLOUD_LOCATION")
-    if project and location:
-        return {"project": project, "location": location}
-    raise MissingCredentials("set GEMINI_API_KEY (Gemini API) or GOOGLE_CLOUD_PROJECT and "
-                             "GOOGLE_CLOUD_LOCATION (Vertex AI) in the environment")
 
 
 def png_bytes(image) -> bytes:

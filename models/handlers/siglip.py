@@ -14,11 +14,11 @@ from typing import Any, Iterable, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler
 
-from tessera.models.paligemma.preprocess import check_image
+from tessera.models.handlers.image_classifier import whole_image_results
 from tessera.models.siglip import resolve
 from tessera.models.siglip.inference import TwoTowerModel
 from tessera.models.siglip.zero_shot import ZeroShotClassifier, top_classes
-from tessera.schemas.labels import Box, LabelRequest, LabelResult
+from tessera.schemas.labels import LabelRequest, LabelResult
 
 
 class ZeroShotHandler(ModelHandler[LabelRequest, LabelResult, ZeroShotClassifier]):
@@ -60,27 +60,9 @@ class ZeroShotHandler(ModelHandler[LabelRequest, LabelResult, ZeroShotClassifier
 
     def run_inference(self, batch: Sequence[LabelRequest], model: ZeroShotClassifier,
                       inference_args: dict[str, Any] | None = None) -> Iterable[LabelResult]:
-        results: list[LabelResult | None] = [None] * len(batch)
-        todo = []
-        for i, request in enumerate(batch):
-            reason = check_image(request.image)
-            if reason:
-                results[i] = LabelResult(request.key, self.model_name, request.prompt, "", (),
-                                         f"invalid_image: {reason}")
-            else:
-                todo.append(i)
-        embeddings, scores = model.predict([batch[i].image for i in todo])
-        for row, i in enumerate(todo):
-            request = batch[i]
-            height, width = request.image.shape[:2]
-            boxes = () if scores is None else tuple(
-                Box(label=name, y_min=0.0, x_min=0.0, y_max=float(height), x_max=float(width),
-                    score=score)
-                for name, score in top_classes(scores[row], model.class_names, self.top_k))
-            results[i] = LabelResult(
-                request.key, self.model_name, request.prompt, boxes[0].label if boxes else "",
-                boxes, None, tuple(embeddings[row].tolist()) if self.embeddings else None)
-        return results
+        return whole_image_results(batch, self.model_name, model.predict,
+                                   lambda row, k: top_classes(row, model.class_names, k),
+                                   self.top_k, self.embeddings)
 
     def get_num_bytes(self, batch: Sequence[LabelRequest]) -> int:
         return sum(getattr(r.image, "nbytes", 0) for r in batch)

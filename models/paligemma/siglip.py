@@ -4,6 +4,10 @@ Parameters are nested dicts named exactly like big_vision's flax modules, in the
 (`Transformer/encoderblock/...` with a leading layer axis), so a checkpoint's `img/...` subtree is
 the parameter tree as is. PaliGemma keeps every patch token: the `head` Dense projects each token
 to the LLM width (it is the "linear projection" of the paper).
+
+The blocks follow the tree they are given, so the ViT family (`models/vit`) runs ViT-22B's
+options through the same code: a block without `LayerNorm_1` is a parallel block, `query_ln` /
+`key_ln` normalise queries and keys (flax's `normalize_qk`), and a missing `bias` is no bias.
 """
 from __future__ import annotations
 
@@ -20,33 +24,45 @@ def layer_norm(x, p):
     x32 = x.astype(jnp.float32)
     mean = jnp.mean(x32, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
-    y = (x32 - mean) * jax.lax.rsqrt(var + LN_EPS)
-    return (y * p["scale"] + p["bias"]).astype(x.dtype)
+    y = (x32 - mean) * jax.lax.rsqrt(var + LN_EPS) * p["scale"]
+    return (y + p["bias"] if "bias" in p else y).astype(x.dtype)
+
+
+def _dense(x, p, equation: str):
+    """flax Dense / DenseGeneral: `x` times the kernel (an einsum), plus the bias if any."""
+    y = jnp.einsum(equation, x, p["kernel"])
+    return y + p["bias"] if "bias" in p else y
 
 
 def attention(p, x, context=None):
     """flax MultiHeadDotProductAttention (DenseGeneral q/k/v/out): queries from `x`, keys and values
     from `context` (default `x`: self-attention; SigLIP's MAP head attends from a probe token)."""
     context = x if context is None else context
-    q = jnp.einsum("BLD,DNH->BLNH", x, p["query"]["kernel"]) + p["query"]["bias"]
-    k = jnp.einsum("BLD,DNH->BLNH", context, p["key"]["kernel"]) + p["key"]["bias"]
-    v = jnp.einsum("BLD,DNH->BLNH", context, p["value"]["kernel"]) + p["value"]["bias"]
+    q = _dense(x, p["query"], "BLD,DNH->BLNH")
+    k = _dense(context, p["key"], "BLD,DNH->BLNH")
+    v = _dense(context, p["value"], "BLD,DNH->BLNH")
+    if "query_ln" in p:  # QK normalisation over each head's features (ViT-22B)
+        q, k = layer_norm(q, p["query_ln"]), layer_norm(k, p["key_ln"])
     q = q / jnp.sqrt(q.shape[-1]).astype(q.dtype)
     logits = jnp.einsum("BTNH,BSNH->BNTS", q, k).astype(jnp.float32)
     probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
     y = jnp.einsum("BNTS,BSNH->BTNH", probs, v)
-    return jnp.einsum("BTNH,NHD->BTD", y, p["out"]["kernel"]) + p["out"]["bias"]
+    return _dense(y, p["out"], "BTNH,NHD->BTD")
 
 
 def mlp(p, x):
-    h = x @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
+    h = _dense(x, p["Dense_0"], "...i,io->...o")
     h = jax.nn.gelu(h, approximate=True)  # flax nn.gelu default.
-    return h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
+    return _dense(h, p["Dense_1"], "...i,io->...o")
 
 
 def encoder_block(p, x):
-    """Pre-LN encoder block: x + MHA(LN(x)), then x + MLP(LN(x))."""
-    x = x + attention(p["MultiHeadDotProductAttention_0"], layer_norm(x, p["LayerNorm_0"]))
+    """Pre-LN encoder block: x + MHA(LN(x)), then x + MLP(LN(x)). Without `LayerNorm_1` it is
+    ViT-22B's parallel block, both branches on one norm: x + MHA(LN(x)) + MLP(LN(x))."""
+    y = layer_norm(x, p["LayerNorm_0"])
+    if "LayerNorm_1" not in p:
+        return x + attention(p["MultiHeadDotProductAttention_0"], y) + mlp(p["MlpBlock_0"], y)
+    x = x + attention(p["MultiHeadDotProductAttention_0"], y)
     return x + mlp(p["MlpBlock_0"], layer_norm(x, p["LayerNorm_1"]))
 
 
@@ -67,14 +83,19 @@ def patchify(images, patch):
     return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, (h // patch) * (w // patch), patch * patch * c)
 
 
-def embed_patches(params, images, patch_size: int):
-    """images float [B, R, R, 3] -> patch tokens [B, (R/p)^2, width] plus the learned posemb."""
+def patch_embedding(p, images, patch_size: int):
+    """images float [B, R, R, C] -> [B, (R/p)^2, width] through a stride-p VALID conv `p` (ViT's
+    `embedding`, Mixer's `stem`), which is exactly this matmul over flattened patches."""
     if images.shape[1] % patch_size or images.shape[2] % patch_size:
         raise ValueError(f"image size {images.shape[1:3]} is not a multiple of {patch_size}")
-    kernel = params["embedding"]["kernel"]
-    x = patchify(images.astype(kernel.dtype), patch_size)
-    # A stride-p VALID conv is exactly this matmul over flattened patches.
-    x = x @ kernel.reshape(-1, kernel.shape[-1]) + params["embedding"]["bias"]
+    kernel = p["kernel"]
+    x = patchify(images.astype(kernel.dtype), patch_size) @ kernel.reshape(-1, kernel.shape[-1])
+    return x + p["bias"] if "bias" in p else x
+
+
+def embed_patches(params, images, patch_size: int):
+    """images float [B, R, R, 3] -> patch tokens [B, (R/p)^2, width] plus the learned posemb."""
+    x = patch_embedding(params["embedding"], images, patch_size)
     return x + params["pos_embedding"].astype(x.dtype)
 
 

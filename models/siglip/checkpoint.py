@@ -157,21 +157,26 @@ def check_complete(flat: dict[str, np.ndarray], cfg: TwoTowerConfig, source: str
 
 
 def load_checkpoint(path_or_bytes, dtype=np.float32) -> tuple[dict, TwoTowerConfig]:
-    """Reads a big_vision two-tower npz, or a Hugging Face SigLIP directory (models/siglip/hf.py);
-    returns ({"img", "txt", "t"[, "b"]} tree, config).
+    """Reads a big_vision two-tower npz; returns ({"img", "txt", "t"[, "b"]} tree, config).
 
     Raises:
       SiglipCheckpointError: unreadable file or missing/unexpected/misshapen arrays.
     """
     source = path_or_bytes if isinstance(path_or_bytes, str) else ""
-    from tessera.models.siglip import hf  # hf imports this module
     try:
-        if source and hf.is_hf_checkpoint(source):  # a Hugging Face directory (safetensors)
-            flat = canonicalize(hf.read_hf_flat(source))
-        else:
-            flat = canonicalize(bv_npz.read_npz(path_or_bytes))
+        flat = bv_npz.read_npz(path_or_bytes)
     except bv_npz.CheckpointError as err:
         raise SiglipCheckpointError(f"{source}: {err}".replace("\n", " ")) from None
+    return from_flat(flat, source, dtype)
+
+
+def from_flat(flat: dict, source: str = "", dtype=np.float32) -> tuple[dict, TwoTowerConfig]:
+    """Checks big_vision flat arrays (per-layer or scanned, with or without `params/`) and builds
+    the tree; shared by the npz reader and the Hugging Face reader (models/siglip/hf.py)."""
+    try:
+        flat = canonicalize(flat)
+    except bv_npz.CheckpointError as err:
+        raise SiglipCheckpointError(f"{source}: {err}" if source else str(err)) from None
     try:
         cfg = infer_config(flat)
     except SiglipCheckpointError as err:

@@ -15,6 +15,7 @@ import json
 import numpy as np
 
 from tessera import fileio
+from tessera.models.siglip import checkpoint
 from tessera.models.siglip.checkpoint import SiglipCheckpointError
 
 CONFIG, WEIGHTS, INDEX, TOKENIZER = ("config.json", "model.safetensors",
@@ -202,6 +203,13 @@ def read_hf_flat(directory: str) -> dict[str, np.ndarray]:
     for hf, bv, kind, _ in rows:
         flat.update(_to_bv(kind, np.asarray(tensors[hf], np.float32), _heads(hf, vision, text), bv))
     return flat
+
+
+def load_params(path: str, dtype=np.float32):
+    """(tree, config) of either format: a Hugging Face directory or a big_vision npz."""
+    if hf_dir := (path.rstrip("/") if is_hf_checkpoint(path) else None):
+        return checkpoint.from_flat(read_hf_flat(hf_dir), hf_dir, dtype)
+    return checkpoint.load_checkpoint(path, dtype)
 
 
 def write_hf_checkpoint(directory: str, flat: dict[str, np.ndarray], vision: dict, text: dict) -> str:

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tessera.models.paligemma.preprocess import preprocess
-from tessera.models.siglip import checkpoint
+from tessera.models.siglip import checkpoint, hf
 from tessera.models.siglip import model as two_tower
 from tessera.models.siglip.configs import SCORINGS, TwoTowerConfig
 from tessera.models.siglip.tokenizer import TextTokenizer
@@ -60,7 +60,7 @@ class TwoTowerModel:
     @classmethod
     def load(cls, checkpoint_path: str, tokenizer_path: str, *, scoring: str = "sigmoid",
              batch_size: int = 8) -> "TwoTowerModel":
-        params, cfg = checkpoint.load_checkpoint(checkpoint_path)
+        params, cfg = hf.load_params(checkpoint_path)  # big_vision npz or HF directory
         if scoring == "sigmoid" and not cfg.has_bias:
             raise checkpoint.SiglipCheckpointError(
                 f"{checkpoint_path}: missing b (SigLIP's logit bias); a LiT checkpoint? use lit:")

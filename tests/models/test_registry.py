@@ -10,7 +10,8 @@ import pytest
 from tessera.models import registry
 
 
-SHIPPED = ["gemini", "lit", "ocr", "paligemma", "savedmodel", "seq2seq", "siglip", "small_cnn", "unet"]
+SHIPPED = ["gemini", "lit", "mixer", "ocr", "paligemma", "savedmodel", "seq2seq", "siglip",
+           "small_cnn", "unet", "vit"]
 
 
 def test_every_family_has_a_loader_a_tiny_variant_and_a_handler():

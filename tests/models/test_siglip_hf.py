@@ -23,7 +23,7 @@ def both(tmp_path_factory):
 
 def test_hf_directory_loads_to_the_same_tree_as_the_big_vision_npz(both):
     npz, hf_dir = both
-    (a, cfg_a), (b, cfg_b) = checkpoint.load_checkpoint(npz), checkpoint.load_checkpoint(hf_dir)
+    (a, cfg_a), (b, cfg_b) = checkpoint.load_checkpoint(npz), hf.load_params(hf_dir)
     assert cfg_a == cfg_b
     fa, fb = flatten(a), flatten(b)
     assert sorted(fa) == sorted(fb)
@@ -53,7 +53,7 @@ def _copy(hf_dir, tmp_path, edit) -> str:
 def test_a_wrong_tensor_is_named_in_hf_terms(both, tmp_path, edit, message):
     path = _copy(both[1], tmp_path, edit)
     with pytest.raises(checkpoint.SiglipCheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        checkpoint.load_checkpoint(path)
+        hf.load_params(path)
 
 
 def test_sharded_checkpoints_load_through_their_index(both, tmp_path):
@@ -66,7 +66,7 @@ def test_sharded_checkpoints_load_through_their_index(both, tmp_path):
     (tmp_path / hf.INDEX).write_text(json.dumps(
         {"weight_map": {k: shard for shard, keys in shards.items() for k in keys}}))
     (tmp_path / hf.CONFIG).write_bytes(open(os.path.join(hf_dir, hf.CONFIG), "rb").read())
-    params, _ = checkpoint.load_checkpoint(str(tmp_path))
+    params, _ = hf.load_params(str(tmp_path))
     reference, _ = checkpoint.load_checkpoint(npz)
     np.testing.assert_array_equal(flatten(params)["img/embedding/kernel"],
                                   flatten(reference)["img/embedding/kernel"])

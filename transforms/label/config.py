@@ -10,7 +10,8 @@ from tessera.models import registry
 from tessera.transforms.label.decode import DEFAULT_MAX_PIXELS
 
 INPUT_FORMATS = ("auto", "images", "parquet", "tfrecord")
-ZERO_SHOT_FAMILIES = ("siglip", "lit")  # the only ones taking --classes/--classes-file/--embeddings
+ZERO_SHOT_FAMILIES = ("siglip", "lit")  # need --classes/--classes-file/--embeddings
+CLASSIFIER_FAMILIES = ("vit", "mixer")  # may take them: names for the head's classes, embeddings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,12 +43,14 @@ class LabelConfig:
                                  help="names this run's error files (default: UTC timestamp)")
     resolution: int | None = setting(None, type=int, help="PaliGemma: 224, 448 or 896")
     max_decode_len: int | None = setting(None, type=int, help="PaliGemma answer tokens")
-    top_k: int = setting(5, help="SavedModel, siglip/lit: classes kept per image")
-    classes: str = setting("", help="siglip/lit: comma-separated class names, e.g. 'cat,dog,car'")
-    classes_file: str = setting("", help="siglip/lit: text file (local or gs://), one class "
-                                         "per line")
-    embeddings: bool = setting(False, help="siglip/lit: also write each image's L2-normalised "
-                                           "embedding (the `embedding` column)")
+    top_k: int = setting(5, help="SavedModel, siglip/lit, vit/mixer: classes kept per image")
+    classes: str = setting("", help="siglip/lit: comma-separated class names, e.g. "
+                                    "'cat,dog,car'; vit/mixer: the head's class names, "
+                                    "replacing labels.txt")
+    classes_file: str = setting("", help="siglip/lit, vit/mixer: text file (local or gs://), "
+                                         "one class per line")
+    embeddings: bool = setting(False, help="siglip/lit, vit/mixer: also write each image's "
+                                           "L2-normalised embedding (the `embedding` column)")
 
     def __post_init__(self):
         if not self.inputs:
@@ -71,13 +74,20 @@ class LabelConfig:
             object.__setattr__(self, "run_id", stamp)
 
     def _check_zero_shot(self, family: str) -> None:
-        """--classes/--classes-file/--embeddings belong to siglip/lit, which need one of them."""
+        """--classes/--classes-file/--embeddings belong to siglip/lit, which need one of them,
+        and to vit/mixer, which may take them."""
         given = [flag for flag, value in (("--classes", self.classes),
                                           ("--classes-file", self.classes_file),
                                           ("--embeddings", self.embeddings)) if value]
+        if family in CLASSIFIER_FAMILIES:  # all optional: labels.txt names the classes
+            if self.classes and self.classes_file:
+                raise ConfigError("--classes and --classes-file: give one of them, not both")
+            if self.classes:
+                parse_class_names(self.classes, "--classes")
+            return
         if family not in ZERO_SHOT_FAMILIES:
             if given:
-                raise ConfigError(f"{given[0]}: only siglip and lit models take it "
+                raise ConfigError(f"{given[0]}: only siglip, lit, vit and mixer models take it "
                                   f"(--model is {family})")
             return
         if not given:

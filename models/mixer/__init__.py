@@ -1,0 +1,29 @@
+"""MLP-Mixer image classification (Tolstikhin et al. 2021) in JAX.
+
+`load(path)` takes a released Mixer `.npz` (or a directory holding one), with an optional
+`labels.txt` beside it, and returns an `ImageClassifier` (top-k classes, L2-normalised pre-logits
+embeddings). The Beam handler is `models/handlers/image_classifier.ImageClassifierHandler`.
+"""
+from __future__ import annotations
+
+from tessera.models.mixer.configs import MixerConfig, tiny_config, variant
+
+
+def load(path: str, **kw):
+    """`ImageClassifier` of the checkpoint at `path`; `kw`: class_names, batch_size, value_range."""
+    from tessera.models.image_classifier import ImageClassifier, resolve_paths
+    from tessera.models.mixer.checkpoint import load_checkpoint
+    from tessera.models.mixer.model import forward
+    npz, labels = resolve_paths(path)
+    params, cfg = load_checkpoint(npz)
+    return ImageClassifier.build(params, cfg, forward, labels_path=labels,
+                                 name=kw.pop("name", f"mixer:{path}"), **kw)
+
+
+def write_tiny(directory: str, seed: int = 0) -> str:
+    """The tiny variant on disk (npz + labels.txt); returns the npz path."""
+    from tessera.models.mixer.tiny import write_tiny as write
+    return write(directory, seed)
+
+
+__all__ = ["MixerConfig", "load", "tiny_config", "variant", "write_tiny"]

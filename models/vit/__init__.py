@@ -1,0 +1,30 @@
+"""ViT image classification (Dosovitskiy et al. 2021) in JAX, with ViT-22B's block options.
+
+`load(path)` takes a ViT `.npz` in the big_vision or the original ViT / AugReg layout (or a
+directory holding one), with an optional `labels.txt` beside it, and returns an
+`ImageClassifier` (top-k classes, L2-normalised pre-logits embeddings). The Beam handler is
+`models/handlers/image_classifier.ImageClassifierHandler`.
+"""
+from __future__ import annotations
+
+from tessera.models.vit.configs import ViTConfig, tiny_config, variant
+
+
+def load(path: str, **kw):
+    """`ImageClassifier` of the checkpoint at `path`; `kw`: class_names, batch_size, value_range."""
+    from tessera.models.image_classifier import ImageClassifier, resolve_paths
+    from tessera.models.vit.checkpoint import load_checkpoint
+    from tessera.models.vit.model import forward
+    npz, labels = resolve_paths(path)
+    params, cfg = load_checkpoint(npz)
+    return ImageClassifier.build(params, cfg, forward, labels_path=labels,
+                                 name=kw.pop("name", f"vit:{path}"), **kw)
+
+
+def write_tiny(directory: str, seed: int = 0) -> str:
+    """The tiny variant on disk (npz + labels.txt); returns the npz path."""
+    from tessera.models.vit.tiny import write_tiny as write
+    return write(directory, seed)
+
+
+__all__ = ["ViTConfig", "load", "tiny_config", "variant", "write_tiny"]

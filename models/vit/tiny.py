@@ -1,0 +1,28 @@
+"""The ViT family's tiny variant: a random few-kilobyte classifier written as a released
+big_vision file (`params/...` names, per-layer `encoderblock_{i}`) with its `labels.txt`."""
+from __future__ import annotations
+
+from tessera import fileio
+from tessera.models.image_classifier import LABEL_FILE
+from tessera.models.vit import checkpoint
+from tessera.models.vit.configs import ViTConfig, tiny_config
+from tessera.models.vit.model import init_params
+
+TINY_CHECKPOINT = "vit_tiny_32.npz"
+TINY_CLASSES = ("red", "green", "blue", "grey", "noise")
+
+
+def write_tiny_checkpoint(path: str, cfg: ViTConfig | None = None, *, seed: int = 0,
+                          **save_kw) -> dict:
+    """Saves random params for `cfg` (default tiny) as a ViT npz; returns the params."""
+    params = init_params(seed, cfg or tiny_config())
+    checkpoint.save_checkpoint(path, params, **save_kw)
+    return params
+
+
+def write_tiny(directory: str, seed: int = 0) -> str:
+    """`directory`/vit_tiny_32.npz + labels.txt; returns the npz path (`vit:PATH` loads it)."""
+    path = fileio.join(directory, TINY_CHECKPOINT)
+    write_tiny_checkpoint(path, seed=seed)
+    fileio.atomic_write_text(fileio.join(directory, LABEL_FILE), "\n".join(TINY_CLASSES) + "\n")
+    return path
