@@ -211,7 +211,14 @@ def load_checkpoint(path_or_bytes, dtype=np.float32,
     Raises:
       CheckpointError: unreadable file, missing/unexpected/misshapen arrays, or a different size.
     """
-    flat = canonicalize(read_npz(path_or_bytes))
+    return from_flat(read_npz(path_or_bytes), dtype, expect)
+
+
+def from_flat(flat: dict, dtype=np.float32,
+              expect: PaliGemmaConfig | None = None) -> tuple[dict, PaliGemmaConfig]:
+    """Checks big_vision flat arrays (either layer layout, any prefix) and builds the tree;
+    shared by the npz reader and the Hugging Face reader (models/paligemma/hf.py)."""
+    flat = canonicalize(flat)
     cfg = infer_config(flat)
     if expect is not None and cfg != expect:
         raise CheckpointError(f"checkpoint is {cfg}, expected {expect}")
@@ -225,12 +232,12 @@ def save_checkpoint(path, params: dict, *, scanned: bool = True, prefix: str = "
     python-loop layout (`encoderblock_{i}`, `layers/{i}`) that older checkpoints use."""
     flat = flatten(params)
     if not scanned:
-        flat = _unstack(flat)
+        flat = unstack_layers(flat)
     with open(path, "wb") as f:
         np.savez(f, **{prefix + k: np.asarray(v) for k, v in flat.items()})
 
 
-def _unstack(flat: dict) -> dict:
+def unstack_layers(flat: dict) -> dict:
     out = {}
     for key, value in flat.items():
         if key.startswith("img/Transformer/encoderblock/"):

@@ -13,7 +13,7 @@ import logging
 import ml_dtypes
 import numpy as np
 
-from tessera.models.paligemma import checkpoint
+from tessera.models.paligemma import hf
 from tessera.models.paligemma import model
 from tessera.models.paligemma.configs import PaliGemmaConfig
 from tessera.models.paligemma.preprocess import preprocess
@@ -85,7 +85,7 @@ class PaliGemma:
     @classmethod
     def load(cls, checkpoint_path: str, tokenizer_path: str, **kw) -> "PaliGemma":
         kw["dtype"] = resolve_dtype(kw.get("dtype", "auto"))
-        params, cfg = checkpoint.load_checkpoint(checkpoint_path, dtype=DTYPES[kw["dtype"]])
+        params, cfg = hf.load_params(checkpoint_path, dtype=DTYPES[kw["dtype"]])  # npz or HF dir
         logging.info("PaliGemma: loaded %s (%s)", checkpoint_path, cfg)
         return cls(params, cfg, PaliGemmaTokenizer.from_file(tokenizer_path), **kw)
 

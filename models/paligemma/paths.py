@@ -14,6 +14,13 @@ def resolve_paths(path: str) -> tuple[str, str]:
     for a file, the tokenizer is looked up next to it.
     """
     path = path.rstrip("/")
+    from tessera.fileio import exists
+    if exists(join(path, "config.json")):  # a Hugging Face directory (models/paligemma/hf.py)
+        models = sorted(m.path for m in match_paths(join(path, "*.model")))
+        hits = [m for name in TOKENIZER_NAMES for m in models if m.rsplit("/", 1)[-1] == name]
+        if not hits:
+            raise FileNotFoundError(f"no tokenizer.model in {path} (found {models or 'none'})")
+        return path, hits[0]
     if path.endswith(".npz"):
         directory, npz = path.rsplit("/", 1)[0] if "/" in path else ".", path
     else:

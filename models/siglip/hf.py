@@ -81,8 +81,8 @@ def _table(vision: dict, text: dict) -> list[tuple[str, str, str, tuple]]:
     rows += [("vision_model.embeddings.patch_embedding.weight", "img/embedding/kernel", "conv", (h, c, p, p)),
              ("vision_model.embeddings.patch_embedding.bias", "img/embedding/bias", "same", (h,)),
              ("vision_model.embeddings.position_embedding.weight", "img/pos_embedding", "pos", (n, h))]
-    rows += _encoder("vision_model.encoder.", "img/Transformer/", vision)
-    rows += _norm("vision_model.post_layernorm.", "img/Transformer/encoder_norm/", h)
+    rows += encoder_rows("vision_model.encoder.", "img/Transformer/", vision)
+    rows += norm_rows("vision_model.post_layernorm.", "img/Transformer/encoder_norm/", h)
     head = "img/MAPHead_0/"
     rows += [("vision_model.head.probe", head + "probe", "same", (1, 1, h)),
              ("vision_model.head.attention.in_proj_weight", head + "MultiHeadDotProductAttention_0/",
@@ -93,49 +93,49 @@ def _table(vision: dict, text: dict) -> list[tuple[str, str, str, tuple]]:
               head + "MultiHeadDotProductAttention_0/out/kernel", "attn_out", (h, h)),
              ("vision_model.head.attention.out_proj.bias",
               head + "MultiHeadDotProductAttention_0/out/bias", "same", (h,))]
-    rows += _norm("vision_model.head.layernorm.", head + "LayerNorm_0/", h)
-    rows += _mlp("vision_model.head.mlp.", head + "MlpBlock_0/", h, mlp)
+    rows += norm_rows("vision_model.head.layernorm.", head + "LayerNorm_0/", h)
+    rows += mlp_rows("vision_model.head.mlp.", head + "MlpBlock_0/", h, mlp)
     t, v, length, proj = (text[k] for k in ("hidden_size", "vocab_size", "max_position_embeddings",
                                             "projection_size"))
     rows += [("text_model.embeddings.token_embedding.weight", "txt/Embed_0/embedding", "same", (v, t)),
              ("text_model.embeddings.position_embedding.weight", "txt/pos_embedding", "pos", (length, t))]
-    rows += _encoder("text_model.encoder.", "txt/Encoder_0/", text)
-    rows += _norm("text_model.final_layer_norm.", "txt/Encoder_0/encoder_norm/", t)
+    rows += encoder_rows("text_model.encoder.", "txt/Encoder_0/", text)
+    rows += norm_rows("text_model.final_layer_norm.", "txt/Encoder_0/encoder_norm/", t)
     rows += [("text_model.head.weight", "txt/head/kernel", "linear", (proj, t)),
              ("text_model.head.bias", "txt/head/bias", "same", (proj,)),
              ("logit_scale", "t", "same", (1,)), ("logit_bias", "b", "same", (1,))]
     return rows
 
 
-def _norm(hf: str, bv: str, width: int) -> list:
+def norm_rows(hf: str, bv: str, width: int) -> list:
     return [(hf + "weight", bv + "scale", "same", (width,)), (hf + "bias", bv + "bias", "same", (width,))]
 
 
-def _mlp(hf: str, bv: str, width: int, mlp: int) -> list:
+def mlp_rows(hf: str, bv: str, width: int, mlp: int) -> list:
     return [(hf + "fc1.weight", bv + "Dense_0/kernel", "linear", (mlp, width)),
             (hf + "fc1.bias", bv + "Dense_0/bias", "same", (mlp,)),
             (hf + "fc2.weight", bv + "Dense_1/kernel", "linear", (width, mlp)),
             (hf + "fc2.bias", bv + "Dense_1/bias", "same", (width,))]
 
 
-def _encoder(hf: str, bv: str, tower: dict) -> list:
+def encoder_rows(hf: str, bv: str, tower: dict) -> list:
     width, mlp = tower["hidden_size"], tower["intermediate_size"]
     rows = []
     for i in range(tower["num_hidden_layers"]):
         src, dst = f"{hf}layers.{i}.", f"{bv}encoderblock_{i}/"
-        rows += _norm(src + "layer_norm1.", dst + "LayerNorm_0/", width)
-        rows += _norm(src + "layer_norm2.", dst + "LayerNorm_1/", width)
+        rows += norm_rows(src + "layer_norm1.", dst + "LayerNorm_0/", width)
+        rows += norm_rows(src + "layer_norm2.", dst + "LayerNorm_1/", width)
         attn = dst + "MultiHeadDotProductAttention_0/"
         for name, short in (("query", "q"), ("key", "k"), ("value", "v")):
             rows += [(f"{src}self_attn.{short}_proj.weight", f"{attn}{name}/kernel", "attn_in", (width, width)),
                      (f"{src}self_attn.{short}_proj.bias", f"{attn}{name}/bias", "attn_bias", (width,))]
         rows += [(src + "self_attn.out_proj.weight", attn + "out/kernel", "attn_out", (width, width)),
                  (src + "self_attn.out_proj.bias", attn + "out/bias", "same", (width,))]
-        rows += _mlp(src + "mlp.", dst + "MlpBlock_0/", width, mlp)
+        rows += mlp_rows(src + "mlp.", dst + "MlpBlock_0/", width, mlp)
     return rows
 
 
-def _to_bv(kind: str, x: np.ndarray, heads: int, bv: str) -> dict[str, np.ndarray]:
+def to_big_vision(kind: str, x: np.ndarray, heads: int, bv: str) -> dict[str, np.ndarray]:
     width = x.shape[-1]
     if kind == "same":
         return {bv: x}
@@ -158,7 +158,7 @@ def _to_bv(kind: str, x: np.ndarray, heads: int, bv: str) -> dict[str, np.ndarra
     return {f"{bv}{n}/bias": b.reshape(heads, -1) for n, b in zip(("query", "key", "value"), parts)}
 
 
-def _to_hf(kind: str, flat: dict, bv: str, shape: tuple) -> np.ndarray:
+def to_hugging_face(kind: str, flat: dict, bv: str, shape: tuple) -> np.ndarray:
     if kind == "packed_qkv":
         return np.concatenate([flat[f"{bv}{n}/kernel"].reshape(shape[1], shape[1]).T
                                for n in ("query", "key", "value")])
@@ -176,9 +176,10 @@ def _heads(hf_name: str, vision: dict, text: dict) -> int:
     return (vision if hf_name.startswith("vision_model.") else text)["num_attention_heads"]
 
 
-def check_tensors(tensors: dict[str, np.ndarray], rows: list, source: str) -> None:
-    """One line naming missing, unexpected and mis-shaped HF tensors."""
-    expected = {hf: shape for hf, _, _, shape in rows}
+def check_tensors(tensors: dict[str, np.ndarray], rows: list, source: str, what: str = "SigLIP",
+                  error: type = SiglipCheckpointError) -> None:
+    """One line naming missing, unexpected and mis-shaped HF tensors (`rows`: (name, ..., shape))."""
+    expected = {row[0]: row[-1] for row in rows}
     found = {k: v for k, v in tensors.items() if not k.endswith("position_ids")}  # buffers
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
@@ -188,8 +189,8 @@ def check_tensors(tensors: dict[str, np.ndarray], rows: list, source: str) -> No
                 for kind, names in (("missing", missing), ("unexpected", unexpected),
                                     ("wrong shape", misshapen)) if names]
     if problems:
-        raise SiglipCheckpointError(f"{source}: not a Hugging Face SigLIP checkpoint its "
-                                    f"config.json describes: " + "; ".join(problems))
+        raise error(f"{source}: not a Hugging Face {what} checkpoint its config.json "
+                    "describes: " + "; ".join(problems))
 
 
 def read_hf_flat(directory: str) -> dict[str, np.ndarray]:
@@ -201,7 +202,7 @@ def read_hf_flat(directory: str) -> dict[str, np.ndarray]:
     check_tensors(tensors, rows, directory)
     flat = {}
     for hf, bv, kind, _ in rows:
-        flat.update(_to_bv(kind, np.asarray(tensors[hf], np.float32), _heads(hf, vision, text), bv))
+        flat.update(to_big_vision(kind, np.asarray(tensors[hf], np.float32), _heads(hf, vision, text), bv))
     return flat
 
 
@@ -216,7 +217,7 @@ def write_hf_checkpoint(directory: str, flat: dict[str, np.ndarray], vision: dic
     """Big_vision flat per-layer arrays -> config.json + model.safetensors under `directory`."""
     from safetensors.numpy import save
     rows = _table({**VISION_DEFAULTS, **vision}, {**TEXT_DEFAULTS, **text})
-    tensors = {hf: np.ascontiguousarray(_to_hf(kind, flat, bv, shape), np.float32)
+    tensors = {hf: np.ascontiguousarray(to_hugging_face(kind, flat, bv, shape), np.float32)
                for hf, bv, kind, shape in rows}
     fileio.atomic_write_json(fileio.join(directory, CONFIG), {
         "model_type": "siglip", "architectures": ["SiglipModel"],

@@ -157,7 +157,7 @@ def test_wrong_shape_is_named():
 
 
 def test_missing_layer_in_loop_layout():
-    flat = checkpoint._unstack(_tiny_flat())
+    flat = checkpoint.unstack_layers(_tiny_flat())
     del flat["llm/layers/0/mlp/linear"]
     with pytest.raises(CheckpointError, match=r"layers \[0\] missing"):
         checkpoint.load_checkpoint(_npz_bytes(flat))
