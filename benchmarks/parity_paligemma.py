@@ -26,7 +26,8 @@ import numpy as np  # noqa: E402
 TOLERANCE = 1e-4
 
 
-def random_hf_model(seed: int, vocab: int, image_size: int, patch: int, kv_heads: int):
+def random_hf_model(seed: int, vocab: int, image_size: int, patch: int, kv_heads: int,
+                    gemma2: bool = False):
     import torch
     from timm_reference import import_timm
     import_timm()  # torchvision as transformers loads it, also on a CPU-only torch build
@@ -39,7 +40,11 @@ def random_hf_model(seed: int, vocab: int, image_size: int, patch: int, kv_heads
                            projection_dim=48, vision_use_head=False),
         text_config=dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=kv_heads, head_dim=16,
-                         vocab_size=vocab, hidden_activation="gelu_pytorch_tanh"),
+                         vocab_size=vocab, hidden_activation="gelu_pytorch_tanh",
+                         # small caps and window, so that they change the result here
+                         **(dict(model_type="gemma2", query_pre_attn_scalar=24,
+                                 attn_logit_softcapping=2.0, final_logit_softcapping=3.0,
+                                 sliding_window=6) if gemma2 else {})),
         image_token_index=vocab - 1, projection_dim=48, hidden_size=48)
     model = PaliGemmaForConditionalGeneration(config).eval()
     with torch.no_grad():
@@ -57,6 +62,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tokens", type=int, default=10)
     parser.add_argument("--suffix", type=int, default=4)
     parser.add_argument("--kv-heads", type=int, default=1, help="4: plain multi-head (qkv_einsum)")
+    parser.add_argument("--gemma2", action="store_true", help="PaliGemma 2: a Gemma 2 decoder")
     args = parser.parse_args(argv)
 
     import jax
@@ -65,7 +71,7 @@ def main(argv=None) -> int:
 
     jax.config.update("jax_default_matmul_precision", "highest")
     hf_model, config = random_hf_model(args.seed, args.vocab, args.image_size, args.patch_size,
-                                         args.kv_heads)
+                                         args.kv_heads, args.gemma2)
     with tempfile.TemporaryDirectory() as tmp:
         hf_model.save_pretrained(tmp, safe_serialization=True)
         params, cfg = hf.load_params(tmp)  # the reader real HF checkpoints go through
@@ -89,7 +95,7 @@ def main(argv=None) -> int:
                            token_type_ids=torch.from_numpy(types)).logits.numpy()[:, n_img:]
         rel = float(np.abs(ours - ref).max() / np.abs(ref).max())
         same = bool((ours.argmax(-1) == ref.argmax(-1)).all())
-        print(f"PaliGemma parity ({name}), float32 CPU, random weights (seed {args.seed}): "
+        print(f"PaliGemma{' 2' if args.gemma2 else ''} parity ({name}), float32 CPU, random weights (seed {args.seed}): "
               f"{cfg.vision.depth}+{cfg.text.depth} layers, {cfg.text.num_heads} heads / "
               f"{cfg.text.num_kv_heads} KV head: max |diff| / max |logit| {rel:.3e}, "
               f"greedy tokens {'identical' if same else 'DIFFER'}")

@@ -14,13 +14,14 @@ bfloat16 arrays, which numpy stores as 2-byte void, are recovered as in big_visi
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 
 import ml_dtypes
 import numpy as np
 
-from tessera.models.paligemma.configs import PaliGemmaConfig, TextConfig, VisionConfig
+from tessera.models.paligemma.configs import PaliGemmaConfig, TextConfig, VisionConfig, gemma2_text
 
 PREFIXES = ("params/", "opt/target/")
 _VIT_LOOP = re.compile(r"^img/Transformer/encoderblock_(\d+)/(.+)$")
@@ -62,6 +63,9 @@ def param_shapes(cfg: PaliGemmaConfig) -> dict[str, tuple[int, ...]]:
         "llm/layers/mlp/gating_einsum": (lt, 2, d, t.mlp_dim),
         "llm/layers/mlp/linear": (lt, t.mlp_dim, d),
     })
+    if t.post_norms:  # Gemma 2 (PaliGemma 2)
+        shapes["llm/layers/post_attention_norm/scale"] = (lt, d)
+        shapes["llm/layers/post_ffw_norm/scale"] = (lt, d)
     if t.num_kv_heads == t.num_heads:
         shapes["llm/layers/attn/qkv_einsum/w"] = (lt, 3, t.num_heads, d, h)
     else:
@@ -158,9 +162,13 @@ def infer_config(flat: dict[str, np.ndarray]) -> PaliGemmaConfig:
     else:
         _, n, _, h = _shape(flat, "llm/layers/attn/q_einsum/w")
         kv = _shape(flat, "llm/layers/attn/kv_einsum/w")[2]
-    text = TextConfig(width=d, depth=_shape(flat, "llm/layers/pre_attention_norm/scale")[0],
-                      mlp_dim=_shape(flat, "llm/layers/mlp/gating_einsum")[-1], num_heads=n,
-                      num_kv_heads=kv, head_dim=h, vocab_size=vocab)
+    sizes = dict(width=d, depth=_shape(flat, "llm/layers/pre_attention_norm/scale")[0],
+                 mlp_dim=_shape(flat, "llm/layers/mlp/gating_einsum")[-1], num_heads=n,
+                 num_kv_heads=kv, head_dim=h, vocab_size=vocab)
+    # Post-norms mark a Gemma 2 decoder (PaliGemma 2); its soft caps, window and query scale are
+    # not arrays, so they are PaliGemma 2's (configs.gemma2_text)
+    text = (gemma2_text(**sizes) if "llm/layers/post_attention_norm/scale" in flat
+            else TextConfig(**sizes))
     return PaliGemmaConfig(vision=vision, text=text)
 
 
@@ -214,12 +222,15 @@ def load_checkpoint(path_or_bytes, dtype=np.float32,
     return from_flat(read_npz(path_or_bytes), dtype, expect)
 
 
-def from_flat(flat: dict, dtype=np.float32,
-              expect: PaliGemmaConfig | None = None) -> tuple[dict, PaliGemmaConfig]:
+def from_flat(flat: dict, dtype=np.float32, expect: PaliGemmaConfig | None = None,
+              text_settings: dict | None = None) -> tuple[dict, PaliGemmaConfig]:
     """Checks big_vision flat arrays (either layer layout, any prefix) and builds the tree;
-    shared by the npz reader and the Hugging Face reader (models/paligemma/hf.py)."""
+    shared by the npz reader and the Hugging Face reader (models/paligemma/hf.py), which passes
+    the decoder settings its config.json states (`text_settings`: Gemma 2's caps and window)."""
     flat = canonicalize(flat)
     cfg = infer_config(flat)
+    if text_settings:
+        cfg = dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, **text_settings))
     if expect is not None and cfg != expect:
         raise CheckpointError(f"checkpoint is {cfg}, expected {expect}")
     check_complete(flat, cfg)

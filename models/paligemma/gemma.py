@@ -43,11 +43,29 @@ def embed_tokens(params, tokens):
     return table[tokens] * jnp.sqrt(table.shape[-1]).astype(table.dtype)
 
 
-def logits_from(params, pre_logits):
+def softcap(x, cap: float | None):
+    """Gemma 2's soft cap: cap * tanh(x / cap) (identity without a cap)."""
+    return x if cap is None else cap * jnp.tanh(x / cap)
+
+
+def logits_from(params, pre_logits, final_softcap: float | None = None):
     """Tied output embedding; float32 logits even for bfloat16 weights, so that greedy argmax over
     257k entries is not decided by bfloat16 rounding."""
-    return jnp.einsum("...d,vd->...v", pre_logits, params["embedder"]["input_embedding"],
-                      preferred_element_type=jnp.float32)
+    return softcap(jnp.einsum("...d,vd->...v", pre_logits, params["embedder"]["input_embedding"],
+                              preferred_element_type=jnp.float32), final_softcap)
+
+
+def window_mask(attn_mask, q_positions, k_positions, window: int | None, bidirectional=None):
+    """Gemma 2's local attention: `attn_mask` limited to keys less than `window` positions back,
+    except within the bidirectional image+prefix block (`bidirectional`: bool [B, T, S], pairs
+    that see each other), which stays whole, as transformers' PaliGemma 2 does (parity tested;
+    it only matters past 4096 tokens, i.e. 896 px). None: `attn_mask` unchanged."""
+    if window is None:
+        return attn_mask
+    near = (q_positions[:, :, None] - k_positions[:, None, :]) < window
+    if bidirectional is not None:
+        near = near | bidirectional
+    return attn_mask & near
 
 
 def _qkv(p, x):
@@ -59,9 +77,9 @@ def _qkv(p, x):
     return q, k, v
 
 
-def _attention(p, x, positions, attn_mask, k_cache, v_cache, cache_index):
+def _attention(p, x, positions, attn_mask, k_cache, v_cache, cache_index, cfg: TextConfig | None):
     q, k, v = _qkv(p, x)
-    q = apply_rope(q, positions) * (q.shape[-1] ** -0.5)
+    q = apply_rope(q, positions) * (cfg.query_scale if cfg is not None else q.shape[-1] ** -0.5)
     k = apply_rope(k, positions)
     if k_cache is not None:
         start = (0, cache_index, 0, 0)
@@ -72,6 +90,7 @@ def _attention(p, x, positions, attn_mask, k_cache, v_cache, cache_index):
     kv_heads = k.shape[2]
     q = q.reshape(b, t, kv_heads, n // kv_heads, h)
     logits = jnp.einsum("BTKGH,BSKH->BKGTS", q, k).astype(jnp.float32)
+    logits = softcap(logits, cfg.attn_softcap if cfg is not None else None)
     logits = jnp.where(attn_mask[:, None, None, :, :], logits, BIG_NEG)
     probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
     out = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v).reshape(b, t, n, h)
@@ -84,7 +103,8 @@ def _mlp(p, x):
     return (gate * (x @ w[1])) @ p["linear"]
 
 
-def forward(params, x, positions, attn_mask, cache=None, cache_index=0):
+def forward(params, x, positions, attn_mask, cache=None, cache_index=0, *,
+            cfg: TextConfig | None = None, local_mask=None):
     """Runs the decoder blocks and the final norm.
 
     Args:
@@ -95,27 +115,43 @@ def forward(params, x, positions, attn_mask, cache=None, cache_index=0):
       cache: None, or {"k": [L, B, S, K, H], "v": ...}; x's keys/values are written at
         `cache_index` and attention runs over the whole cache.
       cache_index: int (may be traced) slot of x's first token in the cache.
+      cfg: the decoder's config (static): Gemma 2's soft cap and query scale; None is Gemma 1.
+      local_mask: bool [B, T, S], `attn_mask` limited to the sliding window (`window_mask`),
+        used by the local layers (even indices) when `cfg.sliding_window` is set.
 
     Returns:
       (pre_logits [B, T, D], updated cache or None).
     """
     layers = params["layers"]
+    depth = jax.tree_util.tree_leaves(layers)[0].shape[0]
+    windowed = local_mask is not None
+    local = jnp.arange(depth) % 2 == 0  # Gemma 2: local, global, local, ...
+
+    def block(h, lp, is_local, kc, vc):
+        mask = jnp.where(is_local, local_mask, attn_mask) if windowed else attn_mask
+        a, kc, vc = _attention(lp["attn"], rms_norm(h, lp["pre_attention_norm"]["scale"]),
+                               positions, mask, kc, vc, cache_index, cfg)
+        if "post_attention_norm" in lp:  # Gemma 2
+            a = rms_norm(a, lp["post_attention_norm"]["scale"])
+        h = h + a
+        m = _mlp(lp["mlp"], rms_norm(h, lp["pre_ffw_norm"]["scale"]))
+        if "post_ffw_norm" in lp:
+            m = rms_norm(m, lp["post_ffw_norm"]["scale"])
+        return h + m, kc, vc
+
     if cache is None:
-        def step(h, lp):
-            a, _, _ = _attention(lp["attn"], rms_norm(h, lp["pre_attention_norm"]["scale"]),
-                                 positions, attn_mask, None, None, cache_index)
-            h = h + a
-            return h + _mlp(lp["mlp"], rms_norm(h, lp["pre_ffw_norm"]["scale"])), None
-        x, _ = jax.lax.scan(step, x, layers)
+        def step(h, xs):
+            lp, is_local = xs
+            h, _, _ = block(h, lp, is_local, None, None)
+            return h, None
+        x, _ = jax.lax.scan(step, x, (layers, local))
         new_cache = None
     else:
         def step(h, xs):
-            lp, kc, vc = xs
-            a, kc, vc = _attention(lp["attn"], rms_norm(h, lp["pre_attention_norm"]["scale"]),
-                                   positions, attn_mask, kc, vc, cache_index)
-            h = h + a
-            return h + _mlp(lp["mlp"], rms_norm(h, lp["pre_ffw_norm"]["scale"])), (kc, vc)
-        x, (k, v) = jax.lax.scan(step, x, (layers, cache["k"], cache["v"]))
+            lp, is_local, kc, vc = xs
+            h, kc, vc = block(h, lp, is_local, kc, vc)
+            return h, (kc, vc)
+        x, (k, v) = jax.lax.scan(step, x, (layers, local, cache["k"], cache["v"]))
         new_cache = {"k": k, "v": v}
     return rms_norm(x, params["final_norm"]["scale"]), new_cache
 
@@ -145,15 +181,19 @@ def init_params(rng: np.random.Generator, cfg: TextConfig, dtype=np.float32,
         attn = {"q_einsum": {"w": normal((depth, n, d, h), d)},
                 "kv_einsum": {"w": normal((depth, 2, kh, d, h), d)}}
     attn["attn_vec_einsum"] = {"w": out_gain * normal((depth, n, h, d), n * h)}
+    layers = {
+        "attn": attn,
+        "mlp": {"gating_einsum": normal((depth, 2, d, f), d),
+                "linear": out_gain * normal((depth, f, d), f)},
+        "pre_attention_norm": {"scale": normal((depth, d), 100)},
+        "pre_ffw_norm": {"scale": normal((depth, d), 100)},
+    }
+    if cfg.post_norms:  # Gemma 2; (1 + scale) ~ 3 keeps the normed outputs large (see out_gain)
+        layers["post_attention_norm"] = {"scale": 2.0 + normal((depth, d), 100)}
+        layers["post_ffw_norm"] = {"scale": 2.0 + normal((depth, d), 100)}
     return {
         "embedder": {"input_embedding": normal((cfg.vocab_size, d), d)},
-        "layers": {
-            "attn": attn,
-            "mlp": {"gating_einsum": normal((depth, 2, d, f), d),
-                    "linear": out_gain * normal((depth, f, d), f)},
-            "pre_attention_norm": {"scale": normal((depth, d), 100)},
-            "pre_ffw_norm": {"scale": normal((depth, d), 100)},
-        },
+        "layers": layers,
         # (1 + scale) ~ 4 spreads the tied logits, so greedy choices are not decided by rounding.
         "final_norm": {"scale": 3.0 + normal((d,), 100)},
     }

@@ -42,7 +42,29 @@ def read_config(directory: str) -> tuple[dict, dict]:
     vision = {**VISION_DEFAULTS, **(config.get("vision_config") or {})}
     text = {**TEXT_DEFAULTS, **(config.get("text_config") or {})}
     text["head_dim"] = text.get("head_dim") or text["hidden_size"] // text["num_attention_heads"]
+    text["gemma2"] = text.get("model_type") == "gemma2"  # PaliGemma 2
     return vision, text
+
+
+def gemma2_settings(text: dict) -> dict:
+    """TextConfig fields of a Gemma 2 decoder from its config.json (Gemma2Config's defaults)."""
+    if not text["gemma2"]:
+        return {}
+    return {"query_scale_dim": text.get("query_pre_attn_scalar") or 256,
+            "attn_softcap": text.get("attn_logit_softcapping", 50.0),
+            "final_softcap": text.get("final_logit_softcapping", 30.0),
+            "sliding_window": text.get("sliding_window") or 4096}
+
+
+def _norm_names(text: dict) -> dict[str, str]:
+    """big_vision norm -> HF norm of one decoder layer (Gemma 1's post_attention_layernorm is the
+    pre-MLP norm; Gemma 2 has four)."""
+    if text["gemma2"]:
+        return {"pre_attention_norm": "input_layernorm",
+                "post_attention_norm": "post_attention_layernorm",
+                "pre_ffw_norm": "pre_feedforward_layernorm",
+                "post_ffw_norm": "post_feedforward_layernorm"}
+    return {"pre_attention_norm": "input_layernorm", "pre_ffw_norm": "post_attention_layernorm"}
 
 
 def canonical_name(name: str) -> str:
@@ -79,9 +101,8 @@ def _text_shapes(text: dict) -> dict[str, tuple]:
                        layer + "self_attn.v_proj.weight": (kv * hd, d),
                        layer + "self_attn.o_proj.weight": (d, n * hd),
                        layer + "mlp.gate_proj.weight": (f, d), layer + "mlp.up_proj.weight": (f, d),
-                       layer + "mlp.down_proj.weight": (d, f),
-                       layer + "input_layernorm.weight": (d,),
-                       layer + "post_attention_layernorm.weight": (d,)})
+                       layer + "mlp.down_proj.weight": (d, f)})
+        shapes.update({f"{layer}{norm}.weight": (d,) for norm in _norm_names(text).values()})
     return shapes
 
 
@@ -108,8 +129,8 @@ def _text_to_big_vision(t: dict[str, np.ndarray], text: dict) -> dict[str, np.nd
         flat[dst + "mlp/gating_einsum"] = np.stack([t[src + "mlp.gate_proj.weight"].T,
                                                     t[src + "mlp.up_proj.weight"].T])
         flat[dst + "mlp/linear"] = t[src + "mlp.down_proj.weight"].T
-        flat[dst + "pre_attention_norm/scale"] = t[src + "input_layernorm.weight"]
-        flat[dst + "pre_ffw_norm/scale"] = t[src + "post_attention_layernorm.weight"]
+        for bv, name in _norm_names(text).items():
+            flat[f"{dst}{bv}/scale"] = t[f"{src}{name}.weight"]
     return flat
 
 
@@ -136,7 +157,8 @@ def read_hf_flat(directory: str) -> dict[str, np.ndarray]:
 def load_params(path: str, dtype=np.float32, expect=None):
     """(tree, config) of either format: a Hugging Face directory or a big_vision npz."""
     if is_hf_checkpoint(path):
-        return checkpoint.from_flat(read_hf_flat(path), dtype, expect)
+        _, text = read_config(path.rstrip("/"))
+        return checkpoint.from_flat(read_hf_flat(path), dtype, expect, gemma2_settings(text))
     return checkpoint.load_checkpoint(path, dtype, expect)
 
 
@@ -156,9 +178,9 @@ def _text_to_hf(flat: dict[str, np.ndarray], text: dict) -> dict[str, np.ndarray
                     dst + "self_attn.v_proj.weight": proj(v),
                     dst + "self_attn.o_proj.weight": flat[src + "attn/attn_vec_einsum/w"].reshape(n * q.shape[-1], d).T,
                     dst + "mlp.gate_proj.weight": gate.T, dst + "mlp.up_proj.weight": up.T,
-                    dst + "mlp.down_proj.weight": flat[src + "mlp/linear"].T,
-                    dst + "input_layernorm.weight": flat[src + "pre_attention_norm/scale"],
-                    dst + "post_attention_layernorm.weight": flat[src + "pre_ffw_norm/scale"]})
+                    dst + "mlp.down_proj.weight": flat[src + "mlp/linear"].T})
+        out.update({f"{dst}{name}.weight": flat[f"{src}{bv}/scale"]
+                    for bv, name in _norm_names(text).items()})
     return out
 
 
@@ -172,7 +194,11 @@ def write_hf_checkpoint(directory: str, params: dict, cfg) -> str:
                   num_channels=3, vision_use_head=False)
     text = dict(hidden_size=t.width, intermediate_size=t.mlp_dim, num_hidden_layers=t.depth,
                 num_attention_heads=t.num_heads, num_key_value_heads=t.num_kv_heads,
-                head_dim=t.head_dim, vocab_size=t.vocab_size)
+                head_dim=t.head_dim, vocab_size=t.vocab_size, gemma2=t.post_norms)
+    if t.post_norms:
+        text.update(model_type="gemma2", query_pre_attn_scalar=t.query_scale_dim or t.head_dim,
+                    attn_logit_softcapping=t.attn_softcap, final_logit_softcapping=t.final_softcap,
+                    sliding_window=t.sliding_window)
     flat = checkpoint.unstack_layers(checkpoint.flatten(params))  # per-layer, as the tables use
     tensors = {hf: siglip_hf.to_hugging_face(kind, flat, bv, shape)
                for hf, bv, kind, shape in _vision_rows(vision, text)}
@@ -182,7 +208,8 @@ def write_hf_checkpoint(directory: str, params: dict, cfg) -> str:
                if not k.startswith("multi_modal_projector") else k: v for k, v in tensors.items()}
     fileio.atomic_write_json(fileio.join(directory, siglip_hf.CONFIG), {
         "model_type": "paligemma", "architectures": ["PaliGemmaForConditionalGeneration"],
-        "vision_config": vision, "text_config": text, "projection_dim": t.width,
+        "vision_config": vision, "text_config": {k: v for k, v in text.items() if k != "gemma2"},
+        "projection_dim": t.width,
         "image_token_index": t.vocab_size - 1})
     fileio.atomic_write_bytes(fileio.join(directory, siglip_hf.WEIGHTS), save(
         {k: np.ascontiguousarray(x, np.float32) for k, x in renamed.items()}))

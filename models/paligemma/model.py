@@ -57,8 +57,17 @@ def text_logits(params, images, tokens, input_mask, mask_ar, *, cfg: PaliGemmaCo
     full_ar = jnp.concatenate([jnp.zeros((x.shape[0], n_img), jnp.int32),
                                mask_ar.astype(jnp.int32)], axis=1)
     positions = jnp.cumsum(full_mask, axis=1) - 1
-    pre, _ = gemma.forward(params["llm"], x, positions, make_attn_mask(full_mask, full_ar))
-    return gemma.logits_from(params["llm"], pre[:, n_img:])
+    pre = _forward(params["llm"], cfg, x, positions, make_attn_mask(full_mask, full_ar))
+    return gemma.logits_from(params["llm"], pre[:, n_img:], cfg.text.final_softcap)
+
+
+def _forward(llm, cfg: PaliGemmaConfig, x, positions, attn_mask):
+    """Cache-free decoder pass (keys are the queries' own positions)."""
+    mutual = attn_mask & jnp.swapaxes(attn_mask, 1, 2)  # the bidirectional block
+    local = (gemma.window_mask(attn_mask, positions, positions, cfg.text.sliding_window, mutual)
+             if cfg.text.sliding_window else None)
+    pre, _ = gemma.forward(llm, x, positions, attn_mask, cfg=cfg.text, local_mask=local)
+    return pre
 
 
 def _pick(logits):
@@ -90,16 +99,28 @@ def decode_greedy(params, images, prefix_tokens, prefix_mask, valid, *, cfg: Pal
     attn = jnp.pad(attn, ((0, 0), (0, 0), (0, max_decode_len)))
     positions = jnp.cumsum(input_mask, axis=1) - 1
     cache = gemma.empty_cache(cfg.text, b, size, x.dtype)
-    pre, cache = gemma.forward(llm, x, positions, attn, cache, 0)
-    logits = gemma.logits_from(llm, pre[:, -1])
     seq_len = jnp.sum(input_mask, axis=1)
+    # every cache slot's position: the prefix's, then one per decoded token
+    slot_pos = jnp.concatenate([positions, seq_len[:, None] + jnp.arange(max_decode_len)[None]], 1)
+    window, softcap = cfg.text.sliding_window, cfg.text.final_softcap
+
+    def local(mask, q_positions, bidirectional=None):
+        return (gemma.window_mask(mask, q_positions, slot_pos, window, bidirectional)
+                if window else None)
+
+    # the prefill is the image+prefix block, all of it bidirectional; decoded tokens are causal
+    pre, cache = gemma.forward(llm, x, positions, attn, cache, 0, cfg=cfg.text,
+                               local_mask=local(attn, positions, attn))
+    logits = gemma.logits_from(llm, pre[:, -1], softcap)
     slots = jnp.pad(input_mask, ((0, 0), (0, max_decode_len)))
 
     def extend(t, tok, cache, slots):
         slots = slots.at[:, t0 + t].set(True)
-        pre, cache = gemma.forward(llm, gemma.embed_tokens(llm, tok[:, None]),
-                                   (seq_len + t)[:, None], slots[:, None, :], cache, t0 + t)
-        return gemma.logits_from(llm, pre[:, 0]), cache, slots
+        q_pos = (seq_len + t)[:, None]
+        pre, cache = gemma.forward(llm, gemma.embed_tokens(llm, tok[:, None]), q_pos,
+                                   slots[:, None, :], cache, t0 + t, cfg=cfg.text,
+                                   local_mask=local(slots[:, None, :], q_pos))
+        return gemma.logits_from(llm, pre[:, 0], softcap), cache, slots
 
     def body(state):
         t, out, out_logp, cache, logits, done, slots = state
@@ -140,9 +161,9 @@ def _nocache_next_logits(params, images, prefix_tokens, prefix_mask, suffix, t, 
         [input_mask, jnp.broadcast_to(jnp.arange(m)[None] < t, (b, m))], axis=1)
     mask_ar = jnp.concatenate([jnp.zeros((b, t0), jnp.int32), jnp.ones((b, m), jnp.int32)], 1)
     positions = jnp.cumsum(input_mask, axis=1) - 1
-    pre, _ = gemma.forward(params["llm"], x, positions, make_attn_mask(input_mask, mask_ar))
+    pre = _forward(params["llm"], cfg, x, positions, make_attn_mask(input_mask, mask_ar))
     last = jax.lax.dynamic_index_in_dim(pre, t0 - 1 + t, axis=1, keepdims=False)
-    return gemma.logits_from(params["llm"], last)
+    return gemma.logits_from(params["llm"], last, cfg.text.final_softcap)
 
 
 def decode_greedy_nocache(params, images, prefix_tokens, prefix_mask, valid, *,

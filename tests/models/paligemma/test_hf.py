@@ -3,6 +3,7 @@ tree (grouped-query and plain attention), transformers 4 and 5 names, HF-named e
 `tessera label --model paligemma:HFDIR` end to end with the same captions as the npz."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -101,3 +102,15 @@ def test_label_captions_from_a_hf_directory_equal_the_npz(tmp_path):
         assert manifest["counts"]["labelled"] == 3
     assert captions["hf"] == captions["npz"]
     assert manifest["model"]["path"].endswith("model.safetensors")
+
+
+def test_a_paligemma_2_hf_directory_keeps_its_decoder_settings(tmp_path):
+    g2 = configs.PaliGemmaConfig(configs.tiny_config().vision, dataclasses.replace(
+        configs.gemma2_text(width=32, depth=2, mlp_dim=64, num_heads=2, num_kv_heads=1,
+                            head_dim=16, vocab_size=320), attn_softcap=7.0, sliding_window=9))
+    params = model.init_params(1, g2)
+    hf.write_hf_checkpoint(str(tmp_path), params, g2)
+    back, cfg = hf.load_params(str(tmp_path))
+    assert cfg == g2  # post norms from the tensors, caps and window from config.json
+    np.testing.assert_array_equal(checkpoint.flatten(back)["llm/layers/post_ffw_norm/scale"],
+                                  np.asarray(params["llm"]["layers"]["post_ffw_norm"]["scale"], np.float32))

@@ -1,5 +1,7 @@
 """PaliGemma model: tiny-config shapes and counts, prefix-LM masking, KV-cache decoding."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -174,3 +176,51 @@ def test_decoding_stops_at_eos_and_skips_padding_rows(params, decoded):
     ref, _ = model.decode_greedy_nocache(params, images, tokens, mask, valid, cfg=CFG,
                                          max_decode_len=MAX_LEN, eos_id=eos)
     np.testing.assert_array_equal(got, ref)
+
+
+# PaliGemma 2: a Gemma 2 decoder (post norms, soft caps, local window on even layers). A window
+# of 5 and caps of a few units make each of them change the result at these lengths.
+G2 = configs.PaliGemmaConfig(CFG.vision, dataclasses.replace(
+    configs.gemma2_text(width=32, depth=2, mlp_dim=64, num_heads=2, num_kv_heads=1, head_dim=16,
+                        vocab_size=64), attn_softcap=2.0, final_softcap=3.0, sliding_window=5))
+
+
+def test_gemma2_kv_cache_decoding_with_a_window_equals_decoding_without_cache():
+    g2 = model.init_params(2, G2)
+    images, tokens, mask = _inputs([5, 16, 9])
+    valid = np.ones(3, bool)
+    cached, _ = DECODE(g2, images, tokens, mask, valid, cfg=G2, max_decode_len=MAX_LEN,
+                       eos_id=jnp.int32(-1), pad_id=0)
+    ref, _ = model.decode_greedy_nocache(g2, images, tokens, mask, valid, cfg=G2,
+                                         max_decode_len=MAX_LEN, eos_id=-1)
+    np.testing.assert_array_equal(np.asarray(cached), ref)
+    unwindowed = configs.PaliGemmaConfig(G2.vision, dataclasses.replace(
+        G2.text, sliding_window=None))
+    other, _ = DECODE(g2, images, tokens, mask, valid, cfg=unwindowed, max_decode_len=MAX_LEN,
+                      eos_id=jnp.int32(-1), pad_id=0)
+    assert (np.asarray(other) != np.asarray(cached)).any()  # the window is really in effect
+
+
+def test_gemma2_window_limits_answer_tokens_but_not_the_prefix_block():
+    """One local layer only: a change at the first text token (position 4, after 4 image tokens)
+    reaches the whole bidirectional prefix block, but answer tokens 5+ positions later not."""
+    local_only = configs.PaliGemmaConfig(G2.vision, dataclasses.replace(G2.text, depth=1))
+    g2 = model.init_params(2, local_only)
+    images, tokens, _ = _inputs([12], width=12)
+    mask = np.ones((1, 12), bool)
+    mask_ar = np.array([[0] * 6 + [1] * 6])  # text positions 4..9 prefix, 10..15 answer
+    base = np.asarray(TEXT_LOGITS(g2, images, tokens, mask, mask_ar, cfg=local_only))
+    t = tokens.copy()
+    t[0, 0] = (t[0, 0] + 1) % 64
+    out = np.asarray(TEXT_LOGITS(g2, images, t, mask, mask_ar, cfg=local_only))
+    seen = set(np.nonzero(np.abs(out - base).max(-1)[0] > 1e-5)[0])
+    assert seen == set(range(6))  # the prefix block; answers (positions 10+: 6+ back) not
+
+
+def test_post_norms_mark_a_paligemma_2_checkpoint(tmp_path):
+    g2 = model.init_params(2, G2)
+    checkpoint.save_checkpoint(str(tmp_path / "g2.npz"), g2, scanned=False)
+    _, cfg = checkpoint.load_checkpoint(str(tmp_path / "g2.npz"))
+    assert cfg.text.post_norms and cfg.text.final_softcap == 30.0 and cfg.text.sliding_window == 4096
+    assert configs.paligemma2("28b").text.query_scale == 144 ** -0.5
+    assert configs.paligemma2("3b", 896).text.query_scale == 256 ** -0.5
