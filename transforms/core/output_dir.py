@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import glob
 import hashlib
 import json
 import logging
@@ -113,10 +114,9 @@ def remove_owned(output: str, contract: OutputContract, manifest: dict | None = 
     """Delete what a previous run owned: its marker first (so a crash midway never leaves a
     COMPLETED describing missing files), every file its manifest lists, every owned name, and
     last its manifest. Returns how many files were deleted."""
-    for name in (COMPLETED,):
-        path = join(output, name)
-        if fileio.exists(path):
-            fileio.delete([path])
+    marker = join(output, COMPLETED)
+    if fileio.exists(marker):
+        fileio.delete([marker])
     listed = [join(output, f["path"]) for f in (manifest or {}).get("files", [])]
     paths = sorted(set(listed) | {join(output, rel) for rel, _ in owned_files(output, contract)})
     paths = [p for p in paths if fileio.exists(p)]
@@ -126,7 +126,6 @@ def remove_owned(output: str, contract: OutputContract, manifest: dict | None = 
         if name.endswith("/") and "*" not in name:
             fileio.remove_tree(join(output, name))
         elif name.endswith("/") and not fileio.is_remote(output):  # empty local folders of a glob
-            import glob
             for folder in glob.glob(os.path.join(output, name.rstrip("/"))):
                 fileio.remove_tree(folder)
     for name in (MANIFEST, RUNNING):
