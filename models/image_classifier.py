@@ -235,3 +235,15 @@ class ImageClassifier:
     def top_classes(self, scores: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The k best (name, score) of one image, best first (ties keep the class order)."""
         return top_classes(scores, self.class_names, k)
+
+
+TINY_CLASSES = ("red", "green", "blue", "grey", "noise")  # the tiny variants' labels.txt
+
+
+def write_tiny_files(directory: str, filename: str, write_checkpoint: Callable, seed: int) -> str:
+    """A family's tiny variant on disk: `write_checkpoint(path, seed=seed)` then `labels.txt`
+    beside it; returns the checkpoint path (`FAMILY:PATH` loads it)."""
+    path = fileio.join(directory, filename)
+    write_checkpoint(path, seed=seed)
+    fileio.atomic_write_text(fileio.join(directory, LABEL_FILE), "\n".join(TINY_CLASSES) + "\n")
+    return path

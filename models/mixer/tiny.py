@@ -2,14 +2,12 @@
 files are (`stem/...`, per-layer `MixerBlock_{i}/...`, no prefix) with its `labels.txt`."""
 from __future__ import annotations
 
-from tessera import fileio
-from tessera.models.image_classifier import LABEL_FILE
+from tessera.models.image_classifier import write_tiny_files
 from tessera.models.mixer import checkpoint
 from tessera.models.mixer.configs import MixerConfig, tiny_config
 from tessera.models.mixer.model import init_params
 
 TINY_CHECKPOINT = "mixer_tiny_32.npz"
-TINY_CLASSES = ("red", "green", "blue", "grey", "noise")
 
 
 def write_tiny_checkpoint(path: str, cfg: MixerConfig | None = None, *, seed: int = 0,
@@ -22,7 +20,4 @@ def write_tiny_checkpoint(path: str, cfg: MixerConfig | None = None, *, seed: in
 
 def write_tiny(directory: str, seed: int = 0) -> str:
     """`directory`/mixer_tiny_32.npz + labels.txt; returns the npz path (`mixer:PATH` loads it)."""
-    path = fileio.join(directory, TINY_CHECKPOINT)
-    write_tiny_checkpoint(path, seed=seed)
-    fileio.atomic_write_text(fileio.join(directory, LABEL_FILE), "\n".join(TINY_CLASSES) + "\n")
-    return path
+    return write_tiny_files(directory, TINY_CHECKPOINT, write_tiny_checkpoint, seed)

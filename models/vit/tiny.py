@@ -2,14 +2,12 @@
 big_vision file (`params/...` names, per-layer `encoderblock_{i}`) with its `labels.txt`."""
 from __future__ import annotations
 
-from tessera import fileio
-from tessera.models.image_classifier import LABEL_FILE
+from tessera.models.image_classifier import write_tiny_files
 from tessera.models.vit import checkpoint
 from tessera.models.vit.configs import ViTConfig, tiny_config
 from tessera.models.vit.model import init_params
 
 TINY_CHECKPOINT = "vit_tiny_32.npz"
-TINY_CLASSES = ("red", "green", "blue", "grey", "noise")
 
 
 def write_tiny_checkpoint(path: str, cfg: ViTConfig | None = None, *, seed: int = 0,
@@ -22,7 +20,4 @@ def write_tiny_checkpoint(path: str, cfg: ViTConfig | None = None, *, seed: int 
 
 def write_tiny(directory: str, seed: int = 0) -> str:
     """`directory`/vit_tiny_32.npz + labels.txt; returns the npz path (`vit:PATH` loads it)."""
-    path = fileio.join(directory, TINY_CHECKPOINT)
-    write_tiny_checkpoint(path, seed=seed)
-    fileio.atomic_write_text(fileio.join(directory, LABEL_FILE), "\n".join(TINY_CLASSES) + "\n")
-    return path
+    return write_tiny_files(directory, TINY_CHECKPOINT, write_tiny_checkpoint, seed)

@@ -14,7 +14,8 @@ from tessera.models import registry
 from tessera.models.image_classifier import ClassifierCheckpointError
 from tessera.models.mixer import checkpoint, configs
 from tessera.models.mixer import model as mixer_model
-from tessera.models.mixer.tiny import TINY_CHECKPOINT, TINY_CLASSES, write_tiny_checkpoint
+from tessera.models.image_classifier import TINY_CLASSES
+from tessera.models.mixer.tiny import TINY_CHECKPOINT, write_tiny_checkpoint
 from tessera.schemas.labels import LabelRequest
 from tests.fixtures.image_classifier import check_label_end_to_end, np_layer_norm, np_mlp
 

@@ -17,7 +17,8 @@ from tessera.models.image_classifier import ClassifierCheckpointError, preproces
 from tessera.models.paligemma import siglip
 from tessera.models.vit import checkpoint, configs
 from tessera.models.vit import model as vit_model
-from tessera.models.vit.tiny import TINY_CHECKPOINT, TINY_CLASSES, write_tiny_checkpoint
+from tessera.models.image_classifier import TINY_CLASSES
+from tessera.models.vit.tiny import TINY_CHECKPOINT, write_tiny_checkpoint
 from tessera.schemas.labels import LabelRequest
 from tests.fixtures.image_classifier import check_label_end_to_end, np_layer_norm, np_mlp
 
