@@ -14,7 +14,8 @@
     gemini      label               a Gemini model name (gemini-2.5-flash): one API request per
                                     image, credentials from the environment
     vit         label               ViT classifier .npz (big_vision or original ViT/AugReg layout)
-                                    or a directory holding one; class names from labels.txt beside
+                                    or a directory holding one (class names from labels.txt beside
+                                    it), or a Hugging Face ViT directory (safetensors)
     mixer       label               MLP-Mixer .npz as released, or a directory holding one; the same
 
 Every family module exposes `load(path)` and `write_tiny(directory, seed=0) -> path`: a tiny

@@ -27,6 +27,7 @@ Dataflow, CPU workers (OCR): same without --accelerator/--sdk_container_image, -
 from __future__ import annotations
 
 import sys
+import uuid
 
 import apache_beam as beam
 
@@ -77,7 +78,10 @@ def build(pipeline: beam.Pipeline, config: LabelConfig) -> dict:
     dead = ((read["dead"], batches["dead"], labelled["dead"])
             | "FlattenDeadLetters" >> beam.Flatten())
     dead_files = dead | "WriteErrors" >> WriteDeadLetters(
-        config.output, subdir=ERRORS_SUBDIR, prefix=f"dead_letters-{config.run_id}")
+        # One name per attempt: a resumed run skips keys already dead-lettered, so it must never
+        # overwrite an earlier attempt's error file (a fixed --run-id would name both the same).
+        config.output, subdir=ERRORS_SUBDIR,
+        prefix=f"dead_letters-{config.run_id}-{uuid.uuid4().hex[:8]}")
     manifest = {"labelled": labelled["main"], "errors": dead, "label_shards": shards,
                 "error_files": dead_files} | "Finalize" >> FinalizeOutput(
         config.output, workload=WORKLOAD, config=to_dict(config),
@@ -95,13 +99,20 @@ def input_fingerprint(config: LabelConfig, input_format: str):
     return list(config.inputs)
 
 
+def _hf_weights(path: str) -> str | None:
+    """A Hugging Face directory's weights (or their shard index); None for other paths."""
+    from tessera.models.siglip import hf
+    if not hf.is_hf_checkpoint(path):
+        return None
+    weights = join(path.rstrip("/"), hf.WEIGHTS)
+    return weights if fileio.exists(weights) else join(path.rstrip("/"), hf.INDEX)
+
+
 def model_file(spec) -> str | None:
     """The file whose checksum the manifest records (OCR weights are the pinned wheel's)."""
     if get_family(spec.family).takes_tokenizer:  # a big_vision .npz with its tokenizer
-        from tessera.models.siglip import hf
-        if hf.is_hf_checkpoint(spec.path):  # a Hugging Face directory: its weights (or index)
-            weights = join(spec.path.rstrip("/"), hf.WEIGHTS)
-            return weights if fileio.exists(weights) else join(spec.path.rstrip("/"), hf.INDEX)
+        if weights := _hf_weights(spec.path):
+            return weights
         if spec.tokenizer:
             return spec.path
         from tessera.models.paligemma.paths import resolve_paths
@@ -109,6 +120,8 @@ def model_file(spec) -> str | None:
     if spec.family == "savedmodel":
         return join(spec.path, "saved_model.pb")
     if spec.family in ("vit", "mixer"):
+        if spec.family == "vit" and (weights := _hf_weights(spec.path)):
+            return weights
         from tessera.models.image_classifier import resolve_paths as classifier_paths
         return classifier_paths(spec.path)[0]
     return None

@@ -20,11 +20,11 @@ from tessera.models.paligemma.configs import VisionConfig
 LN_EPS = 1e-6  # flax.linen.LayerNorm default.
 
 
-def layer_norm(x, p):
+def layer_norm(x, p, eps: float = LN_EPS):
     x32 = x.astype(jnp.float32)
     mean = jnp.mean(x32, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
-    y = (x32 - mean) * jax.lax.rsqrt(var + LN_EPS) * p["scale"]
+    y = (x32 - mean) * jax.lax.rsqrt(var + eps) * p["scale"]
     return (y + p["bias"] if "bias" in p else y).astype(x.dtype)
 
 
@@ -50,30 +50,32 @@ def attention(p, x, context=None):
     return _dense(y, p["out"], "BTNH,NHD->BTD")
 
 
-def mlp(p, x):
+def mlp(p, x, gelu_approximate: bool = True):
     h = _dense(x, p["Dense_0"], "...i,io->...o")
-    h = jax.nn.gelu(h, approximate=True)  # flax nn.gelu default.
+    h = jax.nn.gelu(h, approximate=gelu_approximate)  # tanh: flax nn.gelu default; exact: HF ViT
     return _dense(h, p["Dense_1"], "...i,io->...o")
 
 
-def encoder_block(p, x):
+def encoder_block(p, x, eps: float = LN_EPS, gelu_approximate: bool = True):
     """Pre-LN encoder block: x + MHA(LN(x)), then x + MLP(LN(x)). Without `LayerNorm_1` it is
-    ViT-22B's parallel block, both branches on one norm: x + MHA(LN(x)) + MLP(LN(x))."""
-    y = layer_norm(x, p["LayerNorm_0"])
+    ViT-22B's parallel block, both branches on one norm: x + MHA(LN(x)) + MLP(LN(x)).
+    `eps` and `gelu_approximate` differ only for Hugging Face ViT weights (1e-12, exact GELU)."""
+    y = layer_norm(x, p["LayerNorm_0"], eps)
+    attn = attention(p["MultiHeadDotProductAttention_0"], y)
     if "LayerNorm_1" not in p:
-        return x + attention(p["MultiHeadDotProductAttention_0"], y) + mlp(p["MlpBlock_0"], y)
-    x = x + attention(p["MultiHeadDotProductAttention_0"], y)
-    return x + mlp(p["MlpBlock_0"], layer_norm(x, p["LayerNorm_1"]))
+        return x + attn + mlp(p["MlpBlock_0"], y, gelu_approximate)
+    x = x + attn
+    return x + mlp(p["MlpBlock_0"], layer_norm(x, p["LayerNorm_1"], eps), gelu_approximate)
 
 
-def transformer(params, x):
+def transformer(params, x, eps: float = LN_EPS, gelu_approximate: bool = True):
     """big_vision `vit.Encoder` over tokens [B, L, D]: the scanned `encoderblock` stack, then
     `encoder_norm` (shared by SigLIP's image tower and its text tower)."""
     def step(carry, block_params):
-        return encoder_block(block_params, carry), None
+        return encoder_block(block_params, carry, eps, gelu_approximate), None
 
     x, _ = jax.lax.scan(step, x, params["encoderblock"])
-    return layer_norm(x, params["encoder_norm"])
+    return layer_norm(x, params["encoder_norm"], eps)
 
 
 def patchify(images, patch):

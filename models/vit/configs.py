@@ -9,6 +9,10 @@ changes (Dehghani et al. 2023) are switches, each visible in the arrays:
   `key_ln`: flax's `normalize_qk`), which kept 22B training from diverging;
 - `qkv_bias=False`, `norm_bias=False`: no biases in the query/key/value projections and the
   LayerNorms. The MLP and the attention output keep theirs, as in the paper.
+
+Two numerics switches are not in the arrays: Hugging Face `ViTForImageClassification` weights
+(`models/vit/hf.py`) were trained with exact GELU and LayerNorm eps 1e-12, big_vision's with the
+tanh GELU and flax's eps 1e-6; running one with the other's shifts the logits.
 """
 from __future__ import annotations
 
@@ -43,6 +47,8 @@ class ViTConfig:
     qkv_bias: bool = True
     norm_bias: bool = True
     value_range: tuple[float, float] = (-1.0, 1.0)  # big_vision value_range(-1, 1)
+    gelu_approximate: bool = True  # tanh GELU (flax nn.gelu); False: exact erf GELU (HF "gelu")
+    layer_norm_eps: float = 1e-6  # flax LayerNorm; HF ViTConfig's default is 1e-12
 
     def __post_init__(self):
         if self.pool not in POOLS:

@@ -32,7 +32,7 @@ def encode(params, images, cfg: ViTConfig):
              else jnp.concatenate([cls, x + posemb], axis=1))
     else:
         x = x + posemb
-    return siglip.transformer(params["Transformer"], x)
+    return siglip.transformer(params["Transformer"], x, cfg.layer_norm_eps, cfg.gelu_approximate)
 
 
 def forward(params, images, cfg: ViTConfig):

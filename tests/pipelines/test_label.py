@@ -128,6 +128,18 @@ def test_resume_after_killed_run_has_no_duplicates_and_no_gaps(corpus, tmp_path)
     assert len(_labels(str(out))) == 18 and len(_errors(str(out))) == 2
 
 
+def test_resume_with_the_same_run_id_keeps_the_earlier_dead_letters(corpus, tmp_path):
+    """A resumed run skips keys already dead-lettered, so its own error file must not replace
+    the earlier one, even when both runs were given the same --run-id."""
+    out = tmp_path / "out"
+    _run(_config([str(corpus / "*")], out, run_id="same"))
+    os.remove(out / "COMPLETED")  # killed after its error file was written
+    before = sorted(e["key"] for e in _errors(str(out)))
+    second = _run(_config([str(corpus / "*")], out, resume=True, run_id="same"))
+    assert second["label:skipped_done"] == 20 and len(before) == 2
+    assert sorted(e["key"] for e in _errors(str(out))) == before
+
+
 def test_parquet_input_with_ids_duplicates_and_missing_images(tmp_path):
     font = find_fonts()[0]
     rows = [{"id": "a", "image": _png(render_line("alpha 1", font, 22))},
