@@ -83,16 +83,7 @@ def stack_layers(flat: dict, pattern, scanned_prefix: str, source: str = "") -> 
         raise ClassifierCheckpointError(f"{where}{err}") from None
 
 
-def unstack_layers(flat: dict, scanned_prefix: str, per_layer: Callable[[int], str]) -> dict:
-    """The inverse of `stack_layers`: `scanned_prefix + rest` [L, ...] -> `per_layer(i) + rest`."""
-    out = {}
-    for key, value in flat.items():
-        if key.startswith(scanned_prefix):
-            rest = key[len(scanned_prefix):]
-            out.update({per_layer(i) + rest: value[i] for i in range(value.shape[0])})
-        else:
-            out[key] = value
-    return out
+unstack_layers = bv_npz.unstack_loop_layers  # the inverse of `stack_layers`
 
 
 def write_npz(path: str, flat: dict) -> None:

@@ -248,16 +248,21 @@ def save_checkpoint(path, params: dict, *, scanned: bool = True, prefix: str = "
         np.savez(f, **{prefix + k: np.asarray(v) for k, v in flat.items()})
 
 
-def unstack_layers(flat: dict) -> dict:
+def unstack_loop_layers(flat: dict, scanned_prefix: str, per_layer) -> dict:
+    """The inverse of `_stack_loop_layers`: `scanned_prefix + rest` [L, ...] arrays ->
+    `per_layer(i) + rest` (shared by every big_vision family's writer)."""
     out = {}
     for key, value in flat.items():
-        if key.startswith("img/Transformer/encoderblock/"):
-            rest = key[len("img/Transformer/encoderblock/"):]
-            out.update({f"img/Transformer/encoderblock_{i}/{rest}": value[i]
-                        for i in range(value.shape[0])})
-        elif key.startswith("llm/layers/"):
-            rest = key[len("llm/layers/"):]
-            out.update({f"llm/layers/{i}/{rest}": value[i] for i in range(value.shape[0])})
+        if key.startswith(scanned_prefix):
+            rest = key[len(scanned_prefix):]
+            out.update({per_layer(i) + rest: value[i] for i in range(value.shape[0])})
         else:
             out[key] = value
     return out
+
+
+def unstack_layers(flat: dict) -> dict:
+    """Scanned PaliGemma arrays -> the python-loop layout (`encoderblock_{i}/`, `layers/{i}/`)."""
+    flat = unstack_loop_layers(flat, "img/Transformer/encoderblock/",
+                               lambda i: f"img/Transformer/encoderblock_{i}/")
+    return unstack_loop_layers(flat, "llm/layers/", lambda i: f"llm/layers/{i}/")

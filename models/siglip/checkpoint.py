@@ -197,12 +197,6 @@ def save_checkpoint(path: str, params: dict, *, scanned: bool = False,
 
 def unstack_layers(flat: dict) -> dict:
     """Scanned `encoderblock/...` [L, ...] arrays -> per-layer `encoderblock_{i}/...` arrays."""
-    out = {}
-    for key, value in flat.items():
-        blocks = next((b for b in (IMG_BLOCKS, TXT_BLOCKS) if key.startswith(b)), None)
-        if blocks is None:
-            out[key] = value
-            continue
-        rest = key[len(blocks):]
-        out.update({f"{blocks[:-1]}_{i}/{rest}": value[i] for i in range(value.shape[0])})
-    return out
+    for blocks in (IMG_BLOCKS, TXT_BLOCKS):
+        flat = bv_npz.unstack_loop_layers(flat, blocks, lambda i, b=blocks: f"{b[:-1]}_{i}/")
+    return flat
