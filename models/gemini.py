@@ -31,6 +31,16 @@ def credentials_from_env(env=os.environ) -> dict:
                              "GOOGLE_CLOUD_LOCATION (Vertex AI) in the environment")
 
 
+def check_ready(model_name: str) -> None:
+    """What the registry checks before any worker starts: credentials are there.
+
+    Raises:
+        MissingCredentials: a ValueError naming the variables to set.
+    """
+    del model_name
+    credentials_from_env()
+
+
 def load(path: str, **kwargs):
     """A genai client for the Gemini API or Vertex AI (`path`, the model name, is used per
     request, not here)."""

@@ -61,7 +61,9 @@ class Family:
     takes_path: bool = True
     loader: str | None = None
     takes_tokenizer: bool = False  # PATH may end in `,TOKENIZER.model`
-    path_is_file: bool = True  # False: PATH names a hosted model (gemini:MODEL), not a file
+    # `module:function(path)` that checks the model can be used, for families whose PATH is no
+    # file (gemini:MODEL: credentials); without it, PATH must exist
+    check: str | None = None
 
     def load_fn(self) -> Callable:
         module, _, name = (self.loader or f"{self.module}:load").partition(":")
@@ -159,10 +161,11 @@ def check_files(spec: str | ModelSpec) -> None:
     from tessera import fileio
     spec = _as_spec(spec)
     info = get(spec.family)
-    if not info.takes_path or not info.path_is_file:
-        if spec.family == "gemini":
-            from tessera.models.gemini import credentials_from_env
-            credentials_from_env()  # MissingCredentials is a ValueError naming the variables
+    if info.check:
+        module, _, name = info.check.partition(":")
+        getattr(importlib.import_module(module), name)(spec.path)
+        return
+    if not info.takes_path:
         return
     wanted = [spec.path] + ([spec.tokenizer] if spec.tokenizer else [])
     if spec.family == "savedmodel":
@@ -255,7 +258,8 @@ for _family in (
         Family("lit", "tessera.models.siglip", ("label",), _zero_shot,
                "CKPT.npz|DIR[,TOKENIZER.model]", takes_tokenizer=True,
                loader="tessera.models.siglip:load_lit"),
-        Family("gemini", "tessera.models.gemini", ("label",), _gemini, "MODEL", path_is_file=False),
+        Family("gemini", "tessera.models.gemini", ("label",), _gemini, "MODEL",
+               check="tessera.models.gemini:check_ready"),
         Family("savedmodel", "tessera.models.savedmodel_classifier", ("label",), _savedmodel,
                "DIR", loader="tessera.models.handlers.savedmodel_classifier:load"),
         Family("vit", "tessera.models.vit", ("label",), _image_classifier, "CKPT.npz|DIR"),
