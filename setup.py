@@ -42,6 +42,7 @@ INSTALL_REQUIRES = [
     "opencv-python>=4.8",  # mixture decode (cv2); also what rapidocr-onnxruntime pulls in
     "onnxruntime>=1.17",
     "sentencepiece>=0.2",
+    "tokenizers>=0.15",  # CLIP BPE for OWL-ViT queries (models/owlvit/tokenizer.py)
     "google-crc32c>=1.5",
 ]
 

@@ -51,6 +51,12 @@ def resolve_paths(path: str) -> tuple[str, str | None]:
     return npz, labels if fileio.exists(labels) else None
 
 
+def weights_file(path: str, tokenizer: str | None = None) -> str:
+    """The classifier's .npz (what a run manifest checksums)."""
+    del tokenizer  # classifiers take none
+    return resolve_paths(path)[0]
+
+
 def read_class_names(path: str) -> tuple[str, ...]:
     """One class name per non-empty line, in the head's order."""
     text = fileio.read_bytes(path).decode("utf-8")

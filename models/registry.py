@@ -17,6 +17,11 @@
                                     or a directory holding one (class names from labels.txt beside
                                     it), or a Hugging Face ViT directory (safetensors)
     mixer       label               MLP-Mixer .npz as released, or a directory holding one; the same
+    vmoe        label               V-MoE sharded checkpoint as released (PREFIX, PREFIX.index or a
+                                    directory holding one) or its arrays as .npz; --capacity-ratio
+    owlvit      label               OWL-ViT detector: scenic flax checkpoint (CLIP BPE file or
+                                    tokenizer.json beside it, or TOKENIZER after a comma), or a
+                                    Hugging Face OwlViTForObjectDetection directory; --queries
 
 Every family module exposes `load(path)` and `write_tiny(directory, seed=0) -> path`: a tiny
 checkpoint in the family's real format, which tests load through the same code as real ones
@@ -64,6 +69,8 @@ class Family:
     # `module:function(path)` that checks the model can be used, for families whose PATH is no
     # file (gemini:MODEL: credentials); without it, PATH must exist
     check: str | None = None
+    # `module:function(path, tokenizer)` -> the file a run manifest checksums (None: nothing)
+    weights: str | None = None
 
     def load_fn(self) -> Callable:
         module, _, name = (self.loader or f"{self.module}:load").partition(":")
@@ -71,6 +78,15 @@ class Family:
 
 
 _FAMILIES: dict[str, Family] = {}
+
+
+def weights_file(spec: ModelSpec) -> str | None:
+    """The one file that identifies the model's weights (its checksum goes into run manifests)."""
+    family = get(spec.family)
+    if not family.weights or spec.path is None:
+        return None
+    module, _, name = family.weights.partition(":")
+    return getattr(importlib.import_module(module), name)(spec.path, spec.tokenizer)
 
 
 def register(family: Family, *, replace: bool = False) -> Family:
@@ -219,6 +235,17 @@ def _zero_shot(spec: ModelSpec, batch_size: int, accelerator: str | None, option
     return ZeroShotHandler.from_path(spec.path, **kwargs)
 
 
+def _owlvit(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
+    from tessera.models.handlers.owlvit import OwlViTHandler  # JAX only when asked for
+    kwargs = dict(queries=tuple(options.get("queries") or ()), template=options.get("prompt") or "",
+                  min_score=0.1 if options.get("min_score") is None else options["min_score"],
+                  max_boxes=options.get("max_boxes") or 100,
+                  batch_size=batch_size, accelerator=accelerator, model_name=spec.name)
+    if spec.tokenizer:
+        return OwlViTHandler(spec.path, spec.tokenizer, **kwargs)
+    return OwlViTHandler.from_path(spec.path, **kwargs)
+
+
 def _gemini(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
     from tessera.models.gemini import credentials_from_env
     from tessera.models.handlers.gemini import GeminiLabelHandler
@@ -230,12 +257,14 @@ def _gemini(spec: ModelSpec, batch_size: int, accelerator: str | None, options: 
 def _image_classifier(spec: ModelSpec, batch_size: int, accelerator: str | None,
                       options: dict):
     from tessera.models.handlers.image_classifier import ImageClassifierHandler
+    # V-MoE's one inference knob; None keeps the family's default
+    load_kwargs = {k: options[k] for k in ("capacity_ratio",) if options.get(k) is not None}
     return ImageClassifierHandler(get(spec.family).load_fn(), spec.path,
                                   class_names=tuple(options.get("class_names") or ()),
                                   top_k=options.get("top_k") or 5,
                                   embeddings=bool(options.get("embeddings")),
                                   batch_size=batch_size, model_name=spec.name,
-                                  accelerator=accelerator)
+                                  accelerator=accelerator, load_kwargs=load_kwargs)
 
 
 def _savedmodel(spec: ModelSpec, batch_size: int, accelerator: str | None, options: dict):
@@ -245,6 +274,8 @@ def _savedmodel(spec: ModelSpec, batch_size: int, accelerator: str | None, optio
                                        top_k=options.get("top_k") or 5)
 
 
+_BIG_VISION_WEIGHTS = "tessera.models.paligemma.paths:weights_file"  # .npz + tokenizer, or HF dir
+
 for _family in (
         Family("unet", "tessera.models.unet", ("buildings",), jax_handler, "MSGPACK"),
         Family("small_cnn", "tessera.models.small_cnn", ("cnn-zoo",), jax_handler,
@@ -252,16 +283,26 @@ for _family in (
         Family("seq2seq", "tessera.models.seq2seq", ("mcd",), jax_handler, "MSGPACK"),
         Family("ocr", "tessera.models.ocr", ("label",), _ocr, takes_path=False),
         Family("paligemma", "tessera.models.paligemma", ("label",), _paligemma,
-               "CKPT.npz|DIR[,TOKENIZER.model]", takes_tokenizer=True),
+               "CKPT.npz|DIR[,TOKENIZER.model]", takes_tokenizer=True,
+               weights=_BIG_VISION_WEIGHTS),
         Family("siglip", "tessera.models.siglip", ("label",), _zero_shot,
-               "CKPT.npz|DIR[,TOKENIZER.model]", takes_tokenizer=True),
+               "CKPT.npz|DIR[,TOKENIZER.model]", takes_tokenizer=True,
+               weights=_BIG_VISION_WEIGHTS),
         Family("lit", "tessera.models.siglip", ("label",), _zero_shot,
                "CKPT.npz|DIR[,TOKENIZER.model]", takes_tokenizer=True,
-               loader="tessera.models.siglip:load_lit"),
+               loader="tessera.models.siglip:load_lit", weights=_BIG_VISION_WEIGHTS),
         Family("gemini", "tessera.models.gemini", ("label",), _gemini, "MODEL",
                check="tessera.models.gemini:check_ready"),
         Family("savedmodel", "tessera.models.savedmodel_classifier", ("label",), _savedmodel,
-               "DIR", loader="tessera.models.handlers.savedmodel_classifier:load"),
-        Family("vit", "tessera.models.vit", ("label",), _image_classifier, "CKPT.npz|DIR"),
-        Family("mixer", "tessera.models.mixer", ("label",), _image_classifier, "CKPT.npz|DIR")):
+               "DIR", loader="tessera.models.handlers.savedmodel_classifier:load",
+               weights="tessera.models.savedmodel_classifier:weights_file"),
+        Family("vit", "tessera.models.vit", ("label",), _image_classifier, "CKPT.npz|DIR",
+               weights="tessera.models.vit:weights_file"),
+        Family("mixer", "tessera.models.mixer", ("label",), _image_classifier, "CKPT.npz|DIR",
+               weights="tessera.models.image_classifier:weights_file"),
+        Family("vmoe", "tessera.models.vmoe", ("label",), _image_classifier,
+               "PREFIX|PREFIX.index|CKPT.npz|DIR", check="tessera.models.vmoe:check_path",
+               weights="tessera.models.vmoe:weights_file"),
+        Family("owlvit", "tessera.models.owlvit", ("label",), _owlvit, "CKPT|DIR[,TOKENIZER]",
+               takes_tokenizer=True, weights="tessera.models.owlvit:weights_file")):
     register(_family)

@@ -34,6 +34,12 @@ class Model:
     runner: Any = None  # the foundation's SavedModelHandler that calls `module`
 
 
+def weights_file(path: str, tokenizer: str | None = None) -> str:
+    """The SavedModel's graph file (what a run manifest checksums)."""
+    del tokenizer
+    return fileio.join(path, "saved_model.pb")
+
+
 def read_class_names(path: str) -> tuple[str, ...]:
     for name in LABEL_FILES:
         candidate = fileio.join(path, name)

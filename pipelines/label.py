@@ -13,6 +13,8 @@ Local:
   tessera label --input 'photos/*.jpg' --output out/cls --model savedmodel:models/mobilenet
   tessera label --input 'imgs/*.jpg' --output out/zs --model siglip:ckpt/siglip.npz \\
       --classes 'cat,dog,car' --prompt 'a photo of a {}.' --embeddings
+  tessera label --input 'tiles/*.png' --output out/det --model owlvit:ckpt/owl-vit-b32 \\
+      --queries 'car ; roof ; pool' --min-score 0.1
   (a killed run continues with the same command plus --resume)
 
 Dataflow, GPU workers (the model stage only gets the accelerator hint):
@@ -31,10 +33,9 @@ import uuid
 
 import apache_beam as beam
 
-from tessera import fileio
 from tessera.config import ConfigError, to_dict
 from tessera.fileio import join
-from tessera.models.registry import check_files, get as get_family, make_handler, parse
+from tessera.models.registry import check_files, make_handler, parse, weights_file
 from tessera.pipelines import common
 from tessera.transforms.core.output_dir import OutputContract
 from tessera.transforms.core.outputs import FinalizeOutput, WriteDeadLetters
@@ -56,7 +57,9 @@ def build(pipeline: beam.Pipeline, config: LabelConfig) -> dict:
     handler = make_handler(spec, batch_size=config.batch_size, accelerator=config.accelerator,
                            resolution=config.resolution, max_decode_len=config.max_decode_len,
                            top_k=config.top_k, class_names=config.class_names(),
-                           embeddings=config.embeddings, prompt=config.prompt)
+                           embeddings=config.embeddings, prompt=config.prompt,
+                           queries=config.query_names(), min_score=config.min_score,
+                           max_boxes=config.max_boxes, capacity_ratio=config.capacity_ratio)
     if config.resume:
         done = pipeline | "ReadDoneKeys" >> ReadDoneKeys(config.output)
     else:
@@ -85,7 +88,7 @@ def build(pipeline: beam.Pipeline, config: LabelConfig) -> dict:
     manifest = {"labelled": labelled["main"], "errors": dead, "label_shards": shards,
                 "error_files": dead_files} | "Finalize" >> FinalizeOutput(
         config.output, workload=WORKLOAD, config=to_dict(config),
-        inputs=input_fingerprint(config, read_step.input_format), model_path=model_file(spec),
+        inputs=input_fingerprint(config, read_step.input_format), model_path=weights_file(spec),
         extra={"model_name": spec.name, "run_id": config.run_id}, contract=OUTPUT)  # "model" holds path + sha256
     return {"labels": labelled["main"], "dead_letters": dead, "shards": shards,
             "manifest": manifest}
@@ -97,34 +100,6 @@ def input_fingerprint(config: LabelConfig, input_format: str):
     if input_format == "images":
         return {"patterns": list(config.inputs), "fingerprinted": False}
     return list(config.inputs)
-
-
-def _hf_weights(path: str) -> str | None:
-    """A Hugging Face directory's weights (or their shard index); None for other paths."""
-    from tessera.models.siglip import hf
-    if not hf.is_hf_checkpoint(path):
-        return None
-    weights = join(path.rstrip("/"), hf.WEIGHTS)
-    return weights if fileio.exists(weights) else join(path.rstrip("/"), hf.INDEX)
-
-
-def model_file(spec) -> str | None:
-    """The file whose checksum the manifest records (OCR weights are the pinned wheel's)."""
-    if get_family(spec.family).takes_tokenizer:  # a big_vision .npz with its tokenizer
-        if weights := _hf_weights(spec.path):
-            return weights
-        if spec.tokenizer:
-            return spec.path
-        from tessera.models.paligemma.paths import resolve_paths
-        return resolve_paths(spec.path)[0]
-    if spec.family == "savedmodel":
-        return join(spec.path, "saved_model.pb")
-    if spec.family in ("vit", "mixer"):
-        if spec.family == "vit" and (weights := _hf_weights(spec.path)):
-            return weights
-        from tessera.models.image_classifier import resolve_paths as classifier_paths
-        return classifier_paths(spec.path)[0]
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:

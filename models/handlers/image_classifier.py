@@ -1,4 +1,4 @@
-"""Beam `ModelHandler` for the JAX image classifiers (`vit:PATH`, `mixer:PATH`).
+"""Beam `ModelHandler` for the JAX image classifiers (`vit:PATH`, `mixer:PATH`, `vmoe:PATH`).
 
 `load_model` (once per worker process, shared by its threads through RunInference; one copy per
 machine with `share_across_processes`) loads the checkpoint and jits the forward pass; each batch
@@ -31,22 +31,25 @@ class ImageClassifierHandler(ModelHandler[LabelRequest, LabelResult, ImageClassi
       class_names: names for the head's classes, overriding labels.txt.
       top_k: classes kept per image.
       embeddings: also return each image's embedding.
+      load_kwargs: family-specific options for `load_fn` (V-MoE: capacity_ratio).
     """
 
     def __init__(self, load_fn: Callable[..., ImageClassifier], path: str, *,
                  class_names: Sequence[str] = (), top_k: int = 5, embeddings: bool = False,
                  batch_size: int = 8, model_name: str = "", accelerator: str | None = None,
-                 share_across_processes: bool = False, min_batch_size: int = 1):
+                 share_across_processes: bool = False, min_batch_size: int = 1,
+                 load_kwargs: dict | None = None):
         super().__init__(min_batch_size=min_batch_size, max_batch_size=batch_size,
                          large_model=share_across_processes)
         self._load_fn, self.path = load_fn, path
         self.class_names, self.top_k, self.embeddings = tuple(class_names), top_k, embeddings
         self.batch_size, self.model_name = batch_size, model_name or path
         self._accelerator = accelerator
+        self.load_kwargs = dict(load_kwargs or {})
 
     def load_model(self) -> ImageClassifier:
         model = self._load_fn(self.path, class_names=self.class_names,
-                              batch_size=self.batch_size)
+                              batch_size=self.batch_size, **self.load_kwargs)
         logging.info("ImageClassifierHandler: %s at %dpx, %d classes, %d-d embeddings",
                      self.path, model.resolution, model.cfg.num_classes, model.cfg.embed_dim)
         return model

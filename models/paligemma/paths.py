@@ -6,6 +6,15 @@ from tessera.fileio import join, match_paths
 TOKENIZER_NAMES = ("tokenizer.model", "paligemma_tokenizer.model")
 
 
+def weights_file(path: str, tokenizer: str | None = None) -> str:
+    """The weights file of PATH (a Hugging Face directory's safetensors, else the .npz): what a
+    run manifest checksums. Serves every big_vision family with a tokenizer beside it."""
+    from tessera.models.siglip import hf
+    if weights := hf.weights_file(path):
+        return weights
+    return path if tokenizer else resolve_paths(path)[0]
+
+
 def resolve_paths(path: str) -> tuple[str, str]:
     """(checkpoint .npz, tokenizer .model) for a checkpoint file or a directory holding both.
 

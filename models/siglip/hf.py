@@ -33,6 +33,14 @@ def is_hf_checkpoint(path: str) -> bool:
     return fileio.exists(fileio.join(path.rstrip("/"), CONFIG))
 
 
+def weights_file(path: str) -> str | None:
+    """A Hugging Face directory's weights (or their shard index); None for other paths."""
+    if not is_hf_checkpoint(path):
+        return None
+    weights = fileio.join(path.rstrip("/"), WEIGHTS)
+    return weights if fileio.exists(weights) else fileio.join(path.rstrip("/"), INDEX)
+
+
 def read_config(directory: str) -> tuple[dict, dict]:
     """(vision, text) settings of config.json with HF's defaults filled in."""
     config = json.loads(fileio.read_bytes(fileio.join(directory, CONFIG)))

@@ -30,6 +30,13 @@ def load(path: str, **kw):
                                  name=kw.pop("name", f"vit:{path}"), **kw)
 
 
+def weights_file(path: str, tokenizer: str | None = None) -> str:
+    """A Hugging Face directory's safetensors, else the .npz."""
+    from tessera.models.image_classifier import weights_file as npz_file
+    from tessera.models.siglip import hf
+    return hf.weights_file(path) or npz_file(path)
+
+
 def write_tiny(directory: str, seed: int = 0) -> str:
     """The tiny variant on disk (npz + labels.txt); returns the npz path."""
     from tessera.models.vit.tiny import write_tiny as write

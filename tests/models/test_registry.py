@@ -10,8 +10,8 @@ import pytest
 from tessera.models import registry
 
 
-SHIPPED = ["gemini", "lit", "mixer", "ocr", "paligemma", "savedmodel", "seq2seq", "siglip",
-           "small_cnn", "unet", "vit"]
+SHIPPED = ["gemini", "lit", "mixer", "ocr", "owlvit", "paligemma", "savedmodel", "seq2seq",
+           "siglip", "small_cnn", "unet", "vit", "vmoe"]
 
 
 def test_every_family_has_a_loader_a_tiny_variant_and_a_handler():
@@ -103,3 +103,16 @@ def test_label_usage_lists_the_zero_shot_families():
     usage = registry.usage("label")
     assert "siglip:CKPT.npz|DIR[,TOKENIZER.model]" in usage and "lit:" in usage
     assert registry.get("lit").load_fn().__name__ == "load_lit"
+
+
+@pytest.mark.parametrize("family", ["lit", "mixer", "owlvit", "paligemma", "savedmodel", "siglip",
+                                    "vit", "vmoe"])
+def test_each_family_names_the_weights_file_a_manifest_checksums(tmp_path, family):
+    from tessera import fileio
+    spec = registry.parse(registry.write_tiny_spec(family, str(tmp_path / "a"), seed=1))
+    found = registry.weights_file(spec)
+    assert found and fileio.exists(found) and found.startswith(str(tmp_path / "a")), found
+    other = registry.parse(registry.write_tiny_spec(family, str(tmp_path / "b"), seed=2))
+    if family != "savedmodel":  # a SavedModel's graph holds no weights
+        assert fileio.file_sha256(registry.weights_file(other)) != fileio.file_sha256(found)
+    assert registry.weights_file(registry.parse("ocr")) is None

@@ -248,8 +248,8 @@ def test_siglip_zero_shot_classes_and_embeddings_through_the_pipeline(corpus, tm
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--model", "ocr", "--classes", "cat"], "--classes: only siglip, lit, vit and mixer models take it"),
-    (["--model", "ocr", "--embeddings"], "--embeddings: only siglip, lit, vit and mixer models take it"),
+    (["--model", "ocr", "--classes", "cat"], "--classes: only siglip, lit, vit, mixer and vmoe models take it"),
+    (["--model", "ocr", "--embeddings"], "--embeddings: only siglip, lit, vit, mixer and vmoe models take it"),
     (["--model", "siglip:m.npz"], "--model siglip: give --classes, --classes-file or --embeddings"),
     (["--model", "lit:m.npz", "--classes", "a", "--classes-file", "c.txt"], "not both"),
     (["--model", "siglip:m.npz", "--classes", "cat,dog,cat"], "class names given twice: cat"),

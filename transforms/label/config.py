@@ -11,7 +11,8 @@ from tessera.transforms.label.decode import DEFAULT_MAX_PIXELS
 
 INPUT_FORMATS = ("auto", "images", "parquet", "tfrecord")
 ZERO_SHOT_FAMILIES = ("siglip", "lit")  # need --classes/--classes-file/--embeddings
-CLASSIFIER_FAMILIES = ("vit", "mixer")  # may take them: names for the head's classes, embeddings
+# may take them: names for the head's classes, embeddings
+CLASSIFIER_FAMILIES = ("vit", "mixer", "vmoe")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,16 @@ class LabelConfig:
                                          "one class per line")
     embeddings: bool = setting(False, help="siglip/lit, vit/mixer: also write each image's "
                                            "L2-normalised embedding (the `embedding` column)")
+    queries: str = setting("", help="owlvit: the texts to detect, separated by ';', e.g. "
+                                    "'car ; roof ; pool' (the boxes' labels)")
+    # 0.1: the threshold of the OWL-ViT authors' and Hugging Face's examples; 100 boxes: COCO's
+    # maxDets, far more than an image of a few objects keeps above 0.1
+    min_score: float = setting(0.1, help="owlvit: drop boxes whose best query scores lower")
+    max_boxes: int = setting(100, help="owlvit: boxes kept per image, best first")
+    capacity_ratio: float | None = setting(
+        None, type=float, help="vmoe: expert capacity ratio C, tokens each expert takes = "
+                               "round(k*C*tokens/experts) per image; < 1 drops the least "
+                               "confidently routed tokens, less compute (default 1.05)")
 
     def __post_init__(self):
         if not self.inputs:
@@ -60,6 +71,12 @@ class LabelConfig:
         except ValueError as err:
             raise ConfigError(f"--model: {err}") from None
         self._check_zero_shot(family)
+        self._check_queries(family)
+        if self.capacity_ratio is not None:
+            if family != "vmoe":
+                raise ConfigError(f"--capacity-ratio: only vmoe models take it "
+                                  f"(--model is {family})")
+            check_range(self, "capacity_ratio", 0.0, low_open=True)
         if family == "gemini" and not self.prompt:
             raise ConfigError("--model gemini:MODEL needs --prompt, the question asked of every "
                               "image, e.g. 'Describe this image in one sentence.'")
@@ -87,8 +104,8 @@ class LabelConfig:
             return
         if family not in ZERO_SHOT_FAMILIES:
             if given:
-                raise ConfigError(f"{given[0]}: only siglip, lit, vit and mixer models take it "
-                                  f"(--model is {family})")
+                raise ConfigError(f"{given[0]}: only siglip, lit, vit, mixer and vmoe models "
+                                  f"take it (--model is {family})")
             return
         if not given:
             raise ConfigError(f"--model {family}: give --classes, --classes-file or --embeddings")
@@ -99,6 +116,26 @@ class LabelConfig:
                               f"e.g. 'a photo of a {{}}.' (got {self.prompt!r})")
         if self.classes:
             parse_class_names(self.classes, "--classes")
+
+    def _check_queries(self, family: str) -> None:
+        """--queries belongs to owlvit, which needs it (there --prompt is a template with {})."""
+        if family != "owlvit":
+            if self.queries:
+                raise ConfigError(f"--queries: only owlvit models take it (--model is {family})")
+            return
+        if not self.queries:
+            raise ConfigError("--model owlvit: give --queries, the texts to detect, e.g. "
+                              "--queries 'car ; roof ; pool'")
+        self.query_names()
+        if self.prompt and "{}" not in self.prompt:
+            raise ConfigError(f"--prompt: owlvit prompts are query templates with {{}}, e.g. "
+                              f"'a photo of a {{}}' (got {self.prompt!r})")
+        check_range(self, "min_score", 0.0, 1.0)
+        check_range(self, "max_boxes", 1)
+
+    def query_names(self) -> tuple[str, ...]:
+        """The texts of --queries ('a ; b ; c'); () without it."""
+        return parse_class_names(self.queries, "--queries", separator=";") if self.queries else ()
 
     def class_names(self) -> tuple[str, ...]:
         """The classes of --classes, or read from --classes-file (local or gs://); () if neither.
