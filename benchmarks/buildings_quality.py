@@ -42,7 +42,7 @@ def _seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def direct(seeds, size, model_path, threshold, core_threshold):
+def direct(seeds, size, model_path, threshold, core_threshold, min_confidence):
     import jax
 
     from tessera.transforms.buildings.polygons import window_instances
@@ -57,7 +57,8 @@ def direct(seeds, size, model_path, threshold, core_threshold):
         prob = np.asarray(fn(jm.params, x))[0]
         model_s = time.time() - t0
         found = window_instances(prob, None, transform=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
-                                 core=(0, 0, size, size), threshold=threshold, core_threshold=core_threshold)
+                                 core=(0, 0, size, size), threshold=threshold, core_threshold=core_threshold,
+                                 min_confidence=min_confidence)
         p = [f["geometry"] for f in found]
         c = [f["confidence"] for f in found]
         gt = scene.polygons()
@@ -111,6 +112,9 @@ def main(argv=None) -> int:
     p.add_argument("--mode", choices=("direct", "pipeline"), default="direct")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--core-threshold", type=float, default=0.8)
+    p.add_argument("--min-confidence", type=float, default=None,
+                   help="direct mode (the pipeline mode uses `tessera buildings`' default): "
+                        "default the model card's, as `tessera buildings` does")
     p.add_argument("--output-json", default="")
     args = p.parse_args(argv)
     seeds = _seeds(args.seeds)
@@ -119,11 +123,14 @@ def main(argv=None) -> int:
         raise SystemExit(f"seeds {leaked} were used in training; pick unseen seeds")
     t0 = time.time()
     if args.mode == "direct":
-        per_scene, pooled = direct(seeds, args.size, args.model, args.threshold, args.core_threshold)
+        min_confidence = (unet.card_min_confidence(args.model) if args.min_confidence is None
+                          else args.min_confidence)
+        per_scene, pooled = direct(seeds, args.size, args.model, args.threshold, args.core_threshold,
+                                   min_confidence)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             per_scene, pooled = pipeline(seeds, args.size, args.model, tmp)
-    result = {"mode": args.mode, "seeds": args.seeds, "size": args.size, "model": os.path.relpath(args.model, ROOT),
+    result = {"mode": args.mode, "seeds": args.seeds, "min_confidence": args.min_confidence, "size": args.size, "model": os.path.relpath(args.model, ROOT),
               "pooled": _round(pooled), "targets": {"f1": 0.85, "ap50": 0.80},
               "seconds": round(time.time() - t0, 1)}
     f1 = pooled["f1"]

@@ -2,6 +2,10 @@
 
     python benchmarks/buildings_real.py --model M.msgpack            # the dev set (model selection)
     python benchmarks/buildings_real.py --model M.msgpack --test     # + the held-out Atlanta tile
+    python benchmarks/buildings_real.py --model M.msgpack --split out/dev_split   # east halves only
+
+`--split` scores the east halves written by `python -m tessera.training.buildings.dev_split`: the
+selection set of a model fine-tuned on the west halves (every model compared there is scored there).
 
 The dev set is the hand-digitized tiles in training/buildings/dev_labels (Vegas, Rotterdam), with
 their building-free regions (false buildings on trees, lawns, shadows are counted). Scores are
@@ -56,8 +60,18 @@ def summarize(results: dict[str, dict]) -> dict:
             "fn": fn, "false_buildings_in_free_regions": free}
 
 
-def dev_tiles() -> list[tuple[str, str, str, str | None]]:
-    """(name, image, labels, free regions) of every labelled dev tile present."""
+def dev_tiles(split: str | None = None) -> list[tuple[str, str, str, str | None]]:
+    """(name, image, labels, free regions) of every labelled dev tile present (with `split`: of
+    every east half holding a building)."""
+    if split:
+        east = os.path.join(split, "east")
+        out = []
+        for labels in sorted(glob.glob(os.path.join(east, "labels", "*.geojson"))):
+            stem = os.path.basename(labels)[:-len(".geojson")]
+            free = os.path.join(east, "free", f"{stem}.free.geojson")
+            out.append((stem, os.path.join(east, "images", f"{stem}.tif"), labels,
+                        free if os.path.exists(free) else None))
+        return out
     out = []
     for labels in sorted(glob.glob(os.path.join(DEV_LABELS, "*.geojson"))):
         if labels.endswith(".free.geojson"):
@@ -72,6 +86,7 @@ def dev_tiles() -> list[tuple[str, str, str, str | None]]:
 
 def measure_test(model: str, out: str, force: bool) -> dict:
     from tessera import fileio
+    from tessera.models.unet import card_min_confidence
 
     digest = fileio.file_sha256(model)
     seen = []
@@ -85,6 +100,7 @@ def measure_test(model: str, out: str, force: bool) -> dict:
     metrics = run_tile(model, image, labels, None, os.path.join(out, "test_atlanta"))
     record = {"model": os.path.relpath(model, REPO) if model.startswith(REPO) else model,
               "model_sha256": digest, "date": datetime.date.today().isoformat(),
+              "min_confidence": card_min_confidence(model),  # default flags: the model card's
               **{k: metrics[k] for k in ("ap50", "precision", "recall", "f1", "tp", "fp", "fn")}}
     os.makedirs(os.path.dirname(TEST_LOG), exist_ok=True)
     with open(TEST_LOG, "a") as f:
@@ -101,12 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", action="store_true", help="also measure the held-out tile (once per model)")
     parser.add_argument("--force", action="store_true", help="measure the test tile again (logged too)")
     parser.add_argument("--skip-dev", action="store_true")
+    parser.add_argument("--split", default="", help="score the east halves of this dev split instead")
     args = parser.parse_args(argv)
     model = os.path.abspath(args.model)
-    name = os.path.splitext(os.path.basename(model))[0]
+    name = os.path.splitext(os.path.basename(model))[0] + ("_east" if args.split else "")
     report = {"model": model}
     if not args.skip_dev:
-        tiles = dev_tiles()
+        tiles = dev_tiles(args.split or None)
         if not tiles:
             raise SystemExit("no dev tiles: run `make real-data` (and check training/buildings/dev_labels)")
         results = {stem: run_tile(model, image, labels, free, os.path.join(args.out, name, stem))
@@ -114,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         report["dev"] = {stem: {k: r.get(k) for k in ("precision", "recall", "f1", "tp", "fp", "fn")}
                          | {"false_in_free": r.get("free_regions", {}).get("false_buildings")}
                          for stem, r in results.items()}
-        report["dev_total"] = summarize(results)
+        report["dev_total" if not args.split else "east_total"] = summarize(results)
     if args.test:
         report["test"] = measure_test(model, os.path.join(args.out, name), args.force)
     os.makedirs(os.path.join(args.out, name), exist_ok=True)

@@ -164,6 +164,36 @@ def load(path: str):
                     input_shape=None, input_dtype=np.float32, name="unet_buildings")
 
 
+def card_path(path: str) -> str:
+    """The training card beside a checkpoint (`buildings-train` writes X.json next to X.msgpack)."""
+    return (path[: -len(".msgpack")] if path.endswith(".msgpack") else path) + ".json"
+
+
+def card_min_confidence(path: str | None) -> float:
+    """The confidence threshold a model's card recommends (`min_confidence`, chosen on data the
+    model was not trained on), 0 when the card is absent or names none; `path` None: the shipped
+    model. A confidence threshold belongs to one model: another model's scores mean other things.
+
+    Raises:
+      ValueError: the card is not JSON or its value is not a number in [0, 1].
+    """
+    import json
+
+    from tessera import fileio
+    from tessera.models.base import SHIPPED_UNET
+
+    card = card_path(path or SHIPPED_UNET)
+    if not fileio.exists(card):
+        return 0.0
+    try:
+        value = json.loads(fileio.read_bytes(card)).get("min_confidence", 0.0)
+    except (ValueError, AttributeError) as err:
+        raise ValueError(f"{card}: not a JSON object ({err})") from None
+    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{card}: min_confidence must be a number in [0, 1] (got {value!r})")
+    return float(value)
+
+
 def write_tiny(directory: str, seed: int = 0) -> str:
     """The tiny variant (TINY_CONFIG: ~2k parameters, two poolings) as a real msgpack checkpoint."""
     from tessera import fileio

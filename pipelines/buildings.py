@@ -52,6 +52,7 @@ OUTPUT = OutputContract("buildings", owned=("buildings/", "errors/", PIECES_SUBD
 
 def build(pipeline: beam.Pipeline, config: BuildingsConfig) -> dict:
     """Wire the stages; returns the named output PCollections."""
+    config = config.with_model_defaults()  # main did it already; direct callers get it here
     handler = registry.make_handler(config.model_spec, batch_size=config.batch_size,
                                     accelerator=config.accelerator)
     pieces_dir = fileio.join(config.output, PIECES_SUBDIR)
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         config, options = common.parse_config(PROG, __doc__, BuildingsConfig, argv)
         common.require_match("--input", config.input)
         registry.check_files(config.model_spec)
+        config = config.with_model_defaults()
     except (ConfigError, ValueError) as err:
         return common.input_error(PROG, err)
     return common.run_workload(PROG, build, config, options, OUTPUT)

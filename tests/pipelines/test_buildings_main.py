@@ -68,4 +68,24 @@ def test_without_flags_the_config_defaults_hold(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(common, "run_pipeline", lambda build, config, options: seen.append(config) or {})
     assert buildings.main(["--input", tif, "--output", str(tmp_path / "o")]) == 0
-    assert seen == [buildings.BuildingsConfig(input=tif, output=str(tmp_path / "o"))]
+    defaults = buildings.BuildingsConfig(input=tif, output=str(tmp_path / "o"))
+    assert defaults.min_confidence is None  # "the model's": filled in from the shipped card
+    card = json.loads(open(buildings.DEFAULT_MODEL[:-len(".msgpack")] + ".json").read())
+    assert seen == [dataclasses.replace(defaults, min_confidence=card["min_confidence"])]
+
+
+def test_min_confidence_defaults_to_the_model_cards(tmp_path, monkeypatch):
+    """A confidence threshold belongs to its model: the card beside the checkpoint names it, an
+    explicit flag wins, no card means 0, and a bad card is a one-line error."""
+    tif = write_tif(tmp_path / "a.tif", rgb_scene(32, 32, []))
+    model = tmp_path / "m.msgpack"
+    model.write_bytes(b"")
+    seen = []
+    monkeypatch.setattr(common, "run_pipeline", lambda build, config, options: seen.append(config) or {})
+    argv = ["--input", tif, "--output", str(tmp_path / "o"), "--model", str(model)]
+    assert buildings.main(argv) == 0 and seen[-1].min_confidence == 0.0  # no card
+    (tmp_path / "m.json").write_text(json.dumps({"min_confidence": 0.7}))
+    assert buildings.main(argv) == 0 and seen[-1].min_confidence == 0.7
+    assert buildings.main(argv + ["--min-confidence", "0.2"]) == 0 and seen[-1].min_confidence == 0.2
+    (tmp_path / "m.json").write_text(json.dumps({"min_confidence": 7}))
+    assert buildings.main(argv) == 2 and len(seen) == 3

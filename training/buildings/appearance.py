@@ -3,7 +3,10 @@
 A renderer never gets real radiometry quite right (tone curves, haze, sensor response), so some
 synthetic tiles have their grey-level distribution matched to a real unlabelled tile's (histogram
 matching, per channel; a panchromatic reference makes the synthetic tile panchromatic too). The
-labels do not move: the matching is a monotone remapping of intensities only.
+labels do not move: histogram matching is a monotone remapping of intensities only, and Fourier
+amplitude matching (Yang and Soatto 2020, FDA) swaps only the lowest spatial frequencies' amplitude
+(haze, illumination gradients, the real tile's coarse texture energy), keeping every phase, so
+edges stay where they were.
 """
 from __future__ import annotations
 
@@ -40,6 +43,22 @@ def match_image(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.stack([match_channel(image[..., c], reference[..., c][valid]) for c in range(3)], -1)
 
 
+def match_fourier(image: np.ndarray, reference: np.ndarray, beta: float) -> np.ndarray:
+    """[H, W, 3] uint8 `image` with the amplitude spectrum inside the central `beta` share of
+    frequencies (per axis) taken from `reference` (same size, valid everywhere); phases kept."""
+    src = np.fft.fft2(image.astype(np.float32), axes=(0, 1))
+    ref = np.fft.fft2(reference.astype(np.float32), axes=(0, 1))
+    h, w = image.shape[:2]
+    bh, bw = max(1, int(h * beta)), max(1, int(w * beta))
+    amp, phase = np.abs(src), np.angle(src)
+    ref_amp = np.abs(ref)
+    for rows in (slice(0, bh), slice(h - bh, h)):
+        for cols in (slice(0, bw), slice(w - bw, w)):
+            amp[rows, cols] = ref_amp[rows, cols]
+    out = np.real(np.fft.ifft2(amp * np.exp(1j * phase), axes=(0, 1)))
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
 def randomize_appearance(tiles: list[Tile], references: list[Tile], p: float, seed: int) -> list[Tile]:
     """A `p` share of `tiles` (chosen by seed) matched to a random crop of a random reference."""
     if not references or p <= 0:
@@ -54,6 +73,13 @@ def randomize_appearance(tiles: list[Tile], references: list[Tile], p: float, se
         h, w = ref.shape[:2]
         ch, cw = min(h, tile.image.shape[0]), min(w, tile.image.shape[1])
         r, c = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-        matched = match_image(tile.image, ref[r:r + ch, c:c + cw])
+        crop = ref[r:r + ch, c:c + cw]
+        image = tile.image
+        if crop.shape == image.shape and crop.any(axis=-1).all() and rng.random() < 0.5:
+            if is_panchromatic(crop):
+                grey = np.clip(np.round(image.astype(np.float32) @ LUMA), 0, 255).astype(np.uint8)
+                image = np.repeat(grey[..., None], 3, axis=-1)
+            image = match_fourier(image, crop, float(rng.uniform(0.005, 0.03)))
+        matched = match_image(image, crop)
         out.append(Tile(image=matched, mask=tile.mask, weights=tile.weights, key=tile.key + "+matched"))
     return out

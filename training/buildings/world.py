@@ -71,8 +71,9 @@ def _ground(rng, biome, shape) -> np.ndarray:
         patch = _noise(rng, shape, sigmas=(8.0, 30.0), weights=(0.4, 0.6)) > np.quantile(
             rng.standard_normal(1000), 1 - share)
         img[:, patch] = _color(name, rng)[:, None]
-    texture = 1 + 0.10 * _noise(rng, shape, sigmas=(1.0, 3.0, 12.0), weights=(0.5, 0.3, 0.2))
-    return img * texture[None]
+    amp = rng.uniform(0.04, 0.15)
+    texture = 1 + amp * _noise(rng, shape, sigmas=(0.7, 2.0, 6.0, 25.0), weights=(0.35, 0.3, 0.2, 0.3))
+    return img * np.clip(texture, 0.3, None)[None]
 
 
 def _streets(rng, built, g) -> np.ndarray:
@@ -200,6 +201,7 @@ def render_world(seed: int, layouts: list[Layout], size: int = 512, *, pan: bool
         else:
             _paint(img, mask & ~built, _color(surface, rng), 0.05, rng)
 
+    _slabs(img, rng, built, streets, g)
     heights = [rng.uniform(3.5, 7.5) * (1.8 if p.area * g * g > 600 else 1.0) for p in px]
     shadows = np.zeros(shape, bool)
     for poly, h in zip(px, heights):
@@ -230,6 +232,9 @@ def render_world(seed: int, layouts: list[Layout], size: int = 512, *, pan: bool
             rim = mask & ~ndimage.binary_erosion(mask, iterations=max(1, int(0.6 / g)))
             img[:, rim] *= rng.choice([0.75, 1.25])
 
+    open_ground = ~(ndimage.binary_dilation(built, iterations=max(1, int(1.5 / g))) | streets | shadows)
+    if biome in ("arid", "green") or rng.random() < 0.3:
+        _shrubs(img, rng, open_ground, sun, shadow_per_m, g)
     density = {"green": rng.uniform(0.15, 0.55), "arid": rng.uniform(0.0, 0.12),
                "town": rng.uniform(0.05, 0.3), "industrial": rng.uniform(0.0, 0.1)}[biome]
     _trees(img, rng, density, built, streets, sun, shadow_per_m, g)
@@ -245,12 +250,42 @@ def render_world(seed: int, layouts: list[Layout], size: int = 512, *, pan: bool
     return raw, instances, footprints
 
 
+def _slabs(img, rng, built, streets, g):
+    """Roof-like things that are not buildings: parking lots with rows of cars, courts, concrete
+    yards and bare sand patches; flat and shadowless, so only the missing height tells them apart."""
+    import shapely
+    from shapely import affinity
+    n = img.shape[1]
+    far = ndimage.distance_transform_edt(~built) * g > 4
+    for _ in range(rng.poisson(rng.uniform(0.5, 4))):
+        r, c = rng.integers(0, n, 2)
+        if not far[r, c] or streets[r, c]:
+            continue
+        w, h = rng.uniform(8, 45) / g, rng.uniform(6, 30) / g
+        angle = rng.uniform(0, 180)
+        slab = affinity.translate(affinity.rotate(shapely.box(-w / 2, -h / 2, w / 2, h / 2), angle, origin=(0, 0)), c, r)
+        mask = _fill([slab], (n, n)) & far
+        surface = rng.choice(["asphalt", "old_asphalt", "concrete", "soil", "gravel"])
+        _paint(img, mask, _color(surface, rng), 0.06, rng)
+        if surface in ("asphalt", "old_asphalt") and rng.random() < 0.7:  # cars parked in rows
+            for t in np.arange(-w / 2 + 2 / g, w / 2 - 1 / g, 2.7 / g):
+                if rng.random() < 0.4:
+                    continue
+                car = affinity.translate(shapely.box(t - 0.9 / g, -2.2 / g, t + 0.9 / g, 2.2 / g),
+                                         0, rng.choice([-1, 1]) * (h / 2 - 2.8 / g))
+                car = affinity.translate(affinity.rotate(car, angle, origin=(0, 0)), c, r)
+                tone = rng.choice([0.05, 0.12, 0.35, 0.55, 0.65])
+                _paint(img, _fill([car], (n, n)) & mask, np.array([tone] * 4, np.float32), 0.05, rng)
+
+
 def _blur(img, sigma_px):
     return np.stack([ndimage.gaussian_filter(b, sigma_px) for b in img])
 
 
 def _trees(img, rng, density, built, streets, sun, shadow_per_m, g):
-    """Crowns in clumps: shadows first (onto ground and roofs), then the sunlit canopy over them."""
+    """Crowns in clumps, as a pan sensor sees them: lobed crowns lit on the sun side and dark on the
+    other, leaf texture with dark gaps, cast shadows on the ground, on roofs and on lower crowns.
+    (Flat bright disks taught the model that dark textured masses next to them are roofs.)"""
     n = img.shape[1]
     field = _noise(rng, (n, n), sigmas=(20.0, 60.0), weights=(0.6, 0.4))
     count = int(density * (n * g) ** 2 / 25)
@@ -262,30 +297,67 @@ def _trees(img, rng, density, built, streets, sun, shadow_per_m, g):
     overhang = rng.uniform(0.0, 0.35)  # share of crowns allowed over roofs
     keep &= ~built[cand[:, 0], cand[:, 1]] | (rng.random(len(cand)) < overhang)
     crowns = cand[keep][:count]
-    radii = rng.uniform(1.8, 5.5, len(crowns)) / g
-    heights = rng.uniform(6, 20, len(crowns))
+    radii = rng.uniform(1.5, 5.5, len(crowns)) / g
+    heights = rng.uniform(5, 20, len(crowns))
+    ambient = rng.uniform(0.12, 0.3)
     yy, xx = np.mgrid[0:n, 0:n]
     canopy = np.zeros((n, n), np.float32)
     shade = np.zeros((n, n), np.float32)
     cast = np.zeros((n, n), bool)
     for (r, c), rad, h in zip(crowns, radii, heights):
-        r0, r1, c0, c1 = max(0, int(r - rad) - 1), min(n, int(r + rad) + 2), max(0, int(c - rad) - 1), min(n, int(c + rad) + 2)
-        dy, dx = (yy[r0:r1, c0:c1] - r) / rad, (xx[r0:r1, c0:c1] - c) / rad
-        inside = dx**2 + dy**2 < 1
-        z = np.sqrt(np.clip(1 - dx**2 - dy**2, 0, 1))
-        lit = 0.5 + 0.5 * np.clip(dx * sun[0] + dy * sun[1] + z * sun[2], 0, 1)
-        canopy[r0:r1, c0:c1] = np.maximum(canopy[r0:r1, c0:c1], inside.astype(np.float32))
-        shade[r0:r1, c0:c1] = np.where(inside, lit, shade[r0:r1, c0:c1])
-        sy, sx = (shadow_per_m[::-1] * h / g).astype(int)
-        rs, cs = slice(max(0, r0 + sy), max(0, min(n, r1 + sy))), slice(max(0, c0 + sx), max(0, min(n, c1 + sx)))
-        part = inside[:rs.stop - rs.start, :cs.stop - cs.start] if rs.stop > rs.start and cs.stop > cs.start else None
-        if part is not None and part.shape == cast[rs, cs].shape:
-            cast[rs, cs] |= part
-    img[:, cast & (canopy == 0)] *= rng.uniform(0.35, 0.55)
-    leaves = 1 + 0.25 * _noise(rng, (n, n), sigmas=(0.7, 2.0), weights=(0.6, 0.4))
-    tree = _color("tree" if rng.random() < 0.6 else "dark_tree", rng)
+        lobes = [(r, c, rad)] + [(r + rad * 0.6 * math.sin(a), c + rad * 0.6 * math.cos(a), rad * rng.uniform(0.4, 0.7))
+                                 for a in rng.uniform(0, 2 * math.pi, rng.integers(0, 5))]
+        for lr, lc, lrad in lobes:
+            r0, r1 = max(0, int(lr - lrad) - 1), min(n, int(lr + lrad) + 2)
+            c0, c1 = max(0, int(lc - lrad) - 1), min(n, int(lc + lrad) + 2)
+            if r1 <= r0 or c1 <= c0:
+                continue
+            dy, dx = (yy[r0:r1, c0:c1] - lr) / lrad, (xx[r0:r1, c0:c1] - lc) / lrad
+            inside = dx**2 + dy**2 < 1
+            z = np.sqrt(np.clip(1 - dx**2 - dy**2, 0, 1))
+            lit = ambient + (1 - ambient) * np.clip(dx * sun[0] + dy * sun[1] + z * sun[2], 0, 1) ** 1.5
+            canopy[r0:r1, c0:c1] = np.maximum(canopy[r0:r1, c0:c1], inside.astype(np.float32))
+            shade[r0:r1, c0:c1] = np.where(inside, lit, shade[r0:r1, c0:c1])
+            sy, sx = (shadow_per_m[::-1] * h / g).astype(int)
+            rs = slice(max(0, r0 + sy), max(0, min(n, r1 + sy)))
+            cs = slice(max(0, c0 + sx), max(0, min(n, c1 + sx)))
+            if rs.stop > rs.start and cs.stop > cs.start:
+                orr, occ = rs.start - (r0 + sy), cs.start - (c0 + sx)
+                part = inside[orr:orr + rs.stop - rs.start, occ:occ + cs.stop - cs.start]
+                if part.shape == cast[rs, cs].shape:
+                    cast[rs, cs] |= part
+    ground_shadow = rng.uniform(0.3, 0.55)
+    img[:, cast & (canopy == 0)] *= ground_shadow
+    leaves = 1 + rng.uniform(0.25, 0.45) * _noise(rng, (n, n), sigmas=(0.6 / g * 0.5, 1.2, 3.0), weights=(0.5, 0.35, 0.15))
+    gaps = _noise(rng, (n, n), sigmas=(1.0,), weights=(1.0,)) < -rng.uniform(1.0, 1.8)  # dark holes
+    tree = _color("tree" if rng.random() < 0.6 else "dark_tree", rng) * rng.uniform(0.7, 1.1)
     mask = canopy > 0
-    img[:, mask] = tree[:, None] * (shade * leaves)[mask][None]
+    edge = ndimage.distance_transform_edt(mask) * g < 0.6
+    value = shade * np.clip(leaves, 0.2, None) * np.where(gaps | edge, 0.45, 1.0)
+    value = np.where(cast, value * rng.uniform(0.55, 0.8), value)  # crowns in other crowns' shadow
+    img[:, mask] = tree[:, None] * value[mask][None]
+
+
+def _shrubs(img, rng, open_ground, sun, shadow_per_m, g):
+    """Desert scrub and garden bushes: small dark dots with short shadows, a texture real arid lots are
+    full of (the model took them for buildings)."""
+    n = img.shape[1]
+    count = int(rng.uniform(0, 0.03) * (n * g) ** 2)
+    if count == 0:
+        return
+    pts = rng.integers(0, n, (count, 2))
+    pts = pts[open_ground[pts[:, 0], pts[:, 1]]]
+    dots = np.zeros((n, n), np.float32)
+    dots[pts[:, 0], pts[:, 1]] = rng.uniform(0.4, 1.5, len(pts)) / g
+    radius = ndimage.maximum_filter(dots, size=max(3, int(3 / g)))
+    dist = ndimage.distance_transform_edt(dots == 0)
+    bush = (dist < radius) & open_ground
+    sy, sx = (shadow_per_m[::-1] * rng.uniform(0.8, 2.0) / g).astype(int)
+    shadow = np.roll(bush, (sy, sx), axis=(0, 1)) & ~bush & open_ground
+    img[:, shadow] *= rng.uniform(0.4, 0.6)
+    tone = _color("dark_tree" if rng.random() < 0.5 else "dry_grass", rng) * rng.uniform(0.5, 0.9)
+    tex = 1 + 0.3 * rng.standard_normal(int(bush.sum())).astype(np.float32)
+    img[:, bush] = tone[:, None] * tex[None]
 
 
 def _sensor(rng, refl, pan: bool) -> np.ndarray:

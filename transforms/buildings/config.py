@@ -41,7 +41,10 @@ class BuildingsConfig:
         16.0, flag="--min-core-area",
         help="Touching buildings are split only between high-confidence cores at least this large, "
              "m^2 (a huge value turns splitting off).")
-    min_confidence: float = setting(0.0, help="Drop buildings below this confidence, in [0, 1].")
+    min_confidence: float | None = setting(
+        None, type=float, help="Drop buildings below this confidence, in [0, 1]; default: the "
+                               "model card's `min_confidence` (the shipped model's was chosen on "
+                               "the real dev set), else 0.")
     simplify_px: float = setting(0.5, cli=False)
     format: str = setting("geoparquet", choices=FORMATS, help="Output format.")
     s2_level: int = setting(DEFAULT_S2_LEVEL, help="S2 level of the file partitions (0-30).")
@@ -64,7 +67,8 @@ class BuildingsConfig:
             raise ConfigError(f"--tile-size/--overlap: {err}") from None
         check_range(self, "threshold", 0.0, 1.0, low_open=True, high_open=True)
         check_range(self, "core_threshold", self.threshold, 1.0)
-        check_range(self, "min_confidence", 0.0, 1.0)
+        if self.min_confidence is not None:
+            check_range(self, "min_confidence", 0.0, 1.0)
         check_range(self, "min_area_m2", 0.0)
         check_range(self, "min_core_area_m2", 0.0)
         check_range(self, "s2_level", 0, 30)
@@ -92,6 +96,14 @@ class BuildingsConfig:
     @property
     def model_spec(self) -> registry.ModelSpec:
         return registry.parse(self.model, workload="buildings", default_family="unet")
+
+    def with_model_defaults(self) -> "BuildingsConfig":
+        """This config with `--min-confidence` filled from the model card when not given, so the
+        manifest (and the rerun check) records the number the run used."""
+        if self.min_confidence is not None:
+            return self
+        from tessera.models.unet import card_min_confidence
+        return dataclasses.replace(self, min_confidence=card_min_confidence(self.model_spec.path))
 
 
 

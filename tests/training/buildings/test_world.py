@@ -69,3 +69,41 @@ def test_appearance_matching_moves_intensities_only():
 def test_world_tiles_need_real_layouts(tmp_path):
     with pytest.raises(FileNotFoundError, match="make real-data"):
         world.world_tile(0, 64, layouts_dir=str(tmp_path))
+
+
+def test_fourier_matching_takes_low_frequencies_from_the_reference_and_keeps_edges():
+    rng = np.random.default_rng(0)
+    image = np.full((64, 64, 3), 90, np.uint8)
+    image[20:40, 20:44] = 170  # a roof: its edges must stay where they are
+    ramp = np.linspace(40, 220, 64, dtype=np.float32)  # a haze gradient across the reference
+    reference = np.repeat(np.clip(ramp[None, :, None] + rng.normal(0, 5, (64, 64, 1)), 0, 255), 3, -1).astype(np.uint8)
+    out = appearance.match_fourier(image, reference, beta=0.05).astype(np.float32)
+    assert abs(out.mean() - reference.mean()) < 3 and abs(image.mean() - reference.mean()) > 20  # tone came over
+    low = np.abs(np.fft.fft2(out[..., 0]))[:3, :3]
+    ref_low = np.abs(np.fft.fft2(reference[..., 0].astype(np.float32)))[:3, :3]
+    assert np.abs(low - ref_low).max() < 0.01 * ref_low[0, 0]  # the low-frequency amplitudes are the reference's
+    edges_in = np.abs(np.diff(image[..., 0].astype(np.float32), axis=1))
+    edges_out = np.abs(np.diff(out[..., 0], axis=1))
+    assert np.corrcoef(edges_in.ravel(), edges_out.ravel())[0, 1] > 0.9  # phases (edges) kept
+    assert np.array_equal(appearance.match_fourier(image, image, 0.05), image)
+
+
+def test_tree_crowns_are_dark_away_from_the_sun_and_shade_the_ground():
+    from scipy import ndimage
+
+    n, g = 240, 0.5
+    sun, shadow_per_m = np.array([0.0, 0.6, 0.8], np.float32), np.array([0.0, -0.75], np.float32)  # sun south
+    free = np.zeros((n, n), bool)
+    img = np.full((4, n, n), 0.2, np.float32)
+    world._trees(img, np.random.default_rng(0), 0.1, free, free, sun, shadow_per_m, g)
+    crown = img[3] > 3 * img[0]  # leaves: NIR-bright, red-dark; the grey ground has ratio 1
+    labels, count = ndimage.label(crown)
+    ratios = []
+    for i in range(1, count + 1):
+        rows, cols = np.nonzero(labels == i)
+        if rows.size > 40:
+            south = rows > np.median(rows)
+            ratios.append(img[3][rows[south], cols[south]].mean() / img[3][rows[~south], cols[~south]].mean())
+    assert len(ratios) >= 3 and np.median(ratios) > 1.2  # lit on the sun side, dark on the other
+    shadow = (img[3] < 0.2 - 1e-6) & ~crown
+    assert (shadow & np.roll(crown, -10, axis=0)).sum() > 2 * (shadow & np.roll(crown, 10, axis=0)).sum()
