@@ -61,3 +61,13 @@ def tiny_config(vocab_size: int = 128, seq_len: int = 16, image_size: int = 28,
                                             patch_size=14, image_size=image_size), pool=pool),
         text=TextTowerConfig(width=24, depth=2, mlp_dim=48, num_heads=2, vocab_size=vocab_size,
                              seq_len=seq_len, out_dim=32))
+
+
+def so400m_224() -> TwoTowerConfig:
+    """SigLIP So400m/14 at 224 px (big_vision `webli_en_so400m_224_57633886.npz`): So400m image
+    and text towers, 16 text tokens, 32_000-piece vocabulary, a 1152-d text head, no image head
+    (big_vision SigLIP demo: variant So400m/14, emb 1152, text length 16)."""
+    so400m = dict(width=1152, depth=27, mlp_dim=4304, num_heads=16)
+    return TwoTowerConfig(
+        image=ImageTowerConfig(VisionConfig(**so400m, patch_size=14, image_size=224), pool="map"),
+        text=TextTowerConfig(**so400m, vocab_size=32_000, seq_len=16, out_dim=1152))
