@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         crop=config.crop, chip=config.chip, lr=config.lr, mixup=config.mixup,
         mixup_alpha=config.mixup_alpha, self_training=config.self_training,
         kl_weight=config.kl_weight, seed=config.seed, log_every=config.log_every,
-        max_seconds=config.max_seconds, **model_cfg)
+        max_seconds=config.max_seconds, checkpoint_every=config.checkpoint_every, **model_cfg)
 
     def checkpoint(phase, params):  # the teacher is kept too: a cut-off run still leaves a model
         if phase == "teacher" and cfg.self_training and unlabelled:
@@ -161,8 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     init = _init_params(config.init_from)
     if init is not None:
         model_cfg = unet.config_from_params(init)
+    def snapshot(phase, step, params):
+        _save(f"{config.output.replace('.msgpack', '')}.{phase}-{step}.msgpack", params, config.save_dtype)
+
     params, summary = buildings_trainer.train(cfg, labelled, unlabelled, on_phase_end=checkpoint,
-                                              init_params=init)
+                                              init_params=init, on_checkpoint=snapshot)
     _save(config.output, params, config.save_dtype)
     card = {
         "command": "tessera buildings-train " + " ".join(argv),

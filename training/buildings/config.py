@@ -53,6 +53,8 @@ class BuildingsTrainConfig:
     max_seconds: float | None = setting(None, type=float, help="cap per phase (stops early)")
     save_dtype: str = setting("float32", choices=SAVE_DTYPES)
     log_every: int = setting(100)
+    checkpoint_every: int = setting(0, help="also save OUTPUT.<phase>-<step>.msgpack every this many "
+                                            "steps (0: never), to pick the step on real dev data")
 
     def __post_init__(self):
         check(self.images or self.synthetic_seeds or self.world_seeds,
@@ -67,7 +69,7 @@ class BuildingsTrainConfig:
         check(not self.images or self.labels, "--images needs --labels")
         check(self.crop > 0 and self.crop % 16 == 0, f"--crop must be a positive multiple of 16 (got {self.crop})")
         check(self.chip >= self.crop, f"--chip must be >= --crop (got {self.chip} < {self.crop})")
-        for name in ("steps", "student_steps", "processes"):
+        for name in ("steps", "student_steps", "processes", "checkpoint_every"):
             check_range(self, name, 0)
         for name in ("batch_size", "synthetic_size", "base", "max_channels", "log_every", "repeat_images"):
             check_range(self, name, 1)

@@ -45,6 +45,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 100
     max_seconds: float | None = None  # per phase; stops a phase early (recorded in the history)
+    checkpoint_every: int = 0  # hand the params to `on_checkpoint` every this many steps (0: never)
 
 
 def weighted_bce(logits, targets, weights):
@@ -109,10 +110,13 @@ def _make_steps(model, tx, cfg: TrainConfig):
     return sup_step, student_step
 
 
-def _run_phase(name, steps, step_fn, cfg, history, on_log: Callable | None):
+def _run_phase(name, steps, step_fn, cfg, history, on_log: Callable | None,
+               on_checkpoint: Callable[[int], None] | None = None):
     start = time.time()
     for step in range(1, steps + 1):
         metrics = step_fn(step)
+        if on_checkpoint and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+            on_checkpoint(step)
         if step % cfg.log_every == 0 or step == steps:
             row = {"phase": name, "step": step, "seconds": round(time.time() - start, 1),
                    **{k: round(float(v), 5) for k, v in metrics.items()}}
@@ -129,11 +133,15 @@ def _run_phase(name, steps, step_fn, cfg, history, on_log: Callable | None):
 
 def train(cfg: TrainConfig, labelled: list[bt.Tile], unlabelled: list[bt.Tile] = (),
           on_phase_end: Callable[[str, dict], None] | None = None, on_log: Callable | None = None,
-          init_params: dict | None = None):
+          init_params: dict | None = None,
+          on_checkpoint: Callable[[str, int, dict], None] | None = None):
     """Train a U-Net; returns (params, summary dict with the history and what actually ran).
 
     `init_params` (a checkpoint's params, e.g. the shipped model's) fine-tunes from them instead of
     starting fresh; the architecture then comes from the checkpoint, not from `cfg`.
+    `on_checkpoint(phase, step, params)` gets a snapshot every `cfg.checkpoint_every` steps: on
+    real imagery a model can get worse while its loss on rendered scenes still falls, so the step
+    to keep is chosen on real dev data, not by the loss.
 
     Randomness is keyed on cfg.seed only (init, crops, mixup, augmentation), so a rerun with the same
     data and config on the same kind of device repeats the same batches.
@@ -167,7 +175,10 @@ def train(cfg: TrainConfig, labelled: list[bt.Tile], unlabelled: list[bt.Tile] =
         state["params"], state["opt"], m = sup_step(state["params"], state["opt"], chips, key, mix(1, step))
         return m
 
-    ran = _run_phase("teacher", cfg.steps, teacher_step, cfg, history, on_log)
+    def snapshot(phase):
+        return (lambda step: on_checkpoint(phase, step, state["params"])) if on_checkpoint else None
+
+    ran = _run_phase("teacher", cfg.steps, teacher_step, cfg, history, on_log, snapshot("teacher"))
     summary["phases"]["teacher"] = {"steps": ran}
     if on_phase_end:
         on_phase_end("teacher", state["params"])
@@ -193,7 +204,7 @@ def train(cfg: TrainConfig, labelled: list[bt.Tile], unlabelled: list[bt.Tile] =
                                                         uchips, key, mix(2, step))
         return m
 
-    ran = _run_phase("student", cfg.student_steps, student, cfg, history, on_log)
+    ran = _run_phase("student", cfg.student_steps, student, cfg, history, on_log, snapshot("student"))
     summary["phases"]["student"] = {"steps": ran}
     if on_phase_end:
         on_phase_end("student", state["params"])

@@ -104,6 +104,26 @@ def test_train_tiny_with_mixup_and_self_training(tmp_path):
     assert unet.config_from_params(unet.load(str(out)).params) == unet.TINY_CONFIG
 
 
+def test_checkpoint_every_leaves_snapshots_to_select_on_dev_data(tmp_path):
+    """--checkpoint-every 2 on a 3-step teacher and 2-step student: one snapshot per phase, each a
+    loadable model, the student's equal to the final weights."""
+    from tessera.models import unet
+    from tessera.pipelines import buildings_train
+
+    out = tmp_path / "m.msgpack"
+    assert buildings_train.main(["--synthetic-seeds", "0:2", "--synthetic-unlabelled-seeds", "7",
+                                 "--synthetic-size", "64", "--output", str(out), "--checkpoint-every",
+                                 "2", *TINY]) == 0
+    snapshots = sorted(p.name for p in tmp_path.glob("m.*-*.msgpack"))
+    assert snapshots == ["m.student-2.msgpack", "m.teacher-2.msgpack"]
+    final = unet.load(str(out)).params
+    student = unet.load(str(tmp_path / "m.student-2.msgpack")).params
+    teacher = unet.load(str(tmp_path / "m.teacher-2.msgpack")).params
+    same = jax.tree_util.tree_map(np.array_equal, final, student)
+    assert all(jax.tree_util.tree_leaves(same))
+    assert not all(jax.tree_util.tree_leaves(jax.tree_util.tree_map(np.array_equal, final, teacher)))
+
+
 def test_train_ablations_from_geotiffs(tmp_path):
     """--no-mixup --no-self-training on a GeoTIFF + GeoJSON pair written by synth-scene."""
     from tessera.pipelines import buildings_train
