@@ -16,7 +16,8 @@ from tessera.models.mixer import model as mixer_model
 from tessera.models.image_classifier import TINY_CLASSES
 from tessera.models.mixer.tiny import TINY_CHECKPOINT, write_tiny_checkpoint
 from tessera.schemas.labels import LabelRequest
-from tests.fixtures.image_classifier import check_bad_checkpoint_named, check_label_end_to_end, np_layer_norm, np_mlp
+from tests.fixtures.image_classifier import (check_bad_checkpoint_named, check_label_end_to_end,
+                                            mutated_npz, np_layer_norm, np_mlp)
 
 RNG = np.random.default_rng(0)
 IMAGES = [RNG.integers(0, 255, (40, 30, 3), np.uint8), RNG.integers(0, 255, (32, 32, 3), np.uint8)]
@@ -85,13 +86,7 @@ def test_forward_is_the_papers_formula():
 
 
 def _mutated(tmp_path, mutate) -> str:
-    path = str(tmp_path / "ckpt.npz")
-    write_tiny_checkpoint(path)
-    with np.load(path) as npz:
-        flat = dict(npz)
-    mutate(flat)
-    np.savez(path, **flat)
-    return path
+    return mutated_npz(tmp_path, write_tiny_checkpoint, mutate)
 
 
 def _set_all(flat, suffix, shape):

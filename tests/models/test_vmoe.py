@@ -21,7 +21,8 @@ from tessera.models.vmoe import checkpoint, configs, routing, sharded
 from tessera.models.vmoe import model as vmoe_model
 from tessera.models.vmoe.tiny import TINY_PREFIX, write_tiny_checkpoint
 from tessera.schemas.labels import LabelRequest
-from tests.fixtures.image_classifier import check_bad_checkpoint_named, check_label_end_to_end, np_mlp
+from tests.fixtures.image_classifier import (check_bad_checkpoint_named, check_label_end_to_end,
+                                            mutated_npz, np_mlp)
 
 RNG = np.random.default_rng(0)
 IMAGES = [RNG.integers(0, 255, (40, 30, 3), np.uint8), RNG.integers(0, 255, (32, 32, 3), np.uint8),
@@ -211,13 +212,7 @@ def test_sharded_files_of_any_slicing_read_the_same(tmp_path):
 
 
 def _npz(tmp_path, mutate) -> str:
-    path = str(tmp_path / "ckpt.npz")
-    write_tiny_checkpoint(path)
-    with np.load(path) as npz:
-        flat = dict(npz)
-    mutate(flat)
-    np.savez(path, **flat)
-    return path
+    return mutated_npz(tmp_path, write_tiny_checkpoint, mutate)
 
 
 MOE = "Encoder/encoderblock_1/Moe/"
