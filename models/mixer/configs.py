@@ -39,11 +39,9 @@ def variant(name: str, *, image_size: int = 224, **options) -> MixerConfig:
     Raises:
       ValueError: an unknown size or a malformed name.
     """
-    size, _, patch = name.partition("/")
-    if size not in SIZES or not patch.isdigit():
-        raise ValueError(f"unknown Mixer variant {name!r}; expected SIZE/PATCH with SIZE one of "
-                         f"{', '.join(SIZES)}")
-    return MixerConfig(*SIZES[size], patch_size=int(patch), image_size=image_size, **options)
+    from tessera.models.vit.configs import split_variant
+    size, patch = split_variant(name, SIZES, "Mixer")
+    return MixerConfig(*SIZES[size], patch_size=patch, image_size=image_size, **options)
 
 
 def tiny_config(**options) -> MixerConfig:

@@ -75,19 +75,29 @@ class ViTConfig:
         return self.representation_size or self.width
 
 
+def split_variant(name: str, sizes, family: str) -> tuple[str, int]:
+    """("B", 16) for "B/16": the SIZE/PATCH names big_vision gives ViT and Mixer sizes alike.
+
+    Raises:
+      ValueError: a size not in `sizes` or a malformed name.
+    """
+    size, _, patch = name.partition("/")
+    if size not in sizes or not patch.isdigit():
+        raise ValueError(f"unknown {family} variant {name!r}; expected SIZE/PATCH with SIZE one of "
+                         f"{', '.join(sizes)}")
+    return size, int(patch)
+
+
 def variant(name: str, *, image_size: int = 224, **options) -> ViTConfig:
     """A published size, "B/16" or "22B/14" (ViT-22B's options switched on unless overridden).
 
     Raises:
       ValueError: an unknown size or a malformed name.
     """
-    size, _, patch = name.partition("/")
-    if size not in SIZES or not patch.isdigit():
-        raise ValueError(f"unknown ViT variant {name!r}; expected SIZE/PATCH with SIZE one of "
-                         f"{', '.join(SIZES)}")
+    size, patch = split_variant(name, SIZES, "ViT")
     width, depth, mlp_dim, heads = SIZES[size]
     defaults = dict(VIT_22B_OPTIONS) if size == "22B" else {}
-    return ViTConfig(width, depth, mlp_dim, heads, patch_size=int(patch), image_size=image_size,
+    return ViTConfig(width, depth, mlp_dim, heads, patch_size=patch, image_size=image_size,
                      **{**defaults, **options})
 
 
