@@ -16,6 +16,7 @@ from tessera.models.mixer import model as mixer_model
 from tessera.models.image_classifier import TINY_CLASSES
 from tessera.models.mixer.tiny import TINY_CHECKPOINT, write_tiny_checkpoint
 from tessera.schemas.labels import LabelRequest
+from tests.fixtures.trees import same_arrays
 from tests.fixtures.image_classifier import (check_bad_checkpoint_named, check_label_end_to_end,
                                             mutated_npz, np_layer_norm, np_mlp)
 
@@ -31,10 +32,6 @@ RELEASED_NAMES = {
       for i in (0, 1) for w in ("kernel", "bias"))}
 
 
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
-
-
 def test_write_tiny_round_trips_through_registry_load(tmp_path):
     spec = registry.write_tiny_spec("mixer", str(tmp_path / "a"), seed=1)
     assert spec == f"mixer:{tmp_path / 'a' / TINY_CHECKPOINT}"
@@ -44,7 +41,7 @@ def test_write_tiny_round_trips_through_registry_load(tmp_path):
     model = registry.load(spec)
     assert model.cfg == configs.tiny_config() and model.class_names == TINY_CLASSES
     expected = mixer_model.init_params(1, model.cfg)
-    assert all(np.array_equal(a, b) for a, b in zip(_leaves(model.params), _leaves(expected)))
+    assert same_arrays(model.params, expected)
     embeddings, scores = model.predict(IMAGES)
     assert embeddings.shape == (2, 32) and scores.shape == (2, 5)
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
@@ -52,8 +49,7 @@ def test_write_tiny_round_trips_through_registry_load(tmp_path):
     prefixed = str(tmp_path / "prefixed.npz")  # `params/` (big_vision) loads the same
     checkpoint.save_checkpoint(prefixed, expected, prefix="params/")
     tree, cfg = checkpoint.load_checkpoint(prefixed)
-    assert cfg == model.cfg and all(
-        np.array_equal(a, b) for a, b in zip(_leaves(tree), _leaves(expected)))
+    assert cfg == model.cfg and same_arrays(tree, expected)
 
 
 @pytest.mark.parametrize("name, params", [("S/16", 18_528_264), ("B/16", 59_880_472),

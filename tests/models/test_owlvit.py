@@ -8,7 +8,6 @@ import json
 import os
 import pickle
 
-import jax
 import numpy as np
 import pytest
 from flax import serialization
@@ -20,6 +19,7 @@ from tessera.models.owlvit.checkpoint import OwlViTCheckpointError
 from tessera.models.paligemma.checkpoint import flatten
 from tessera.pipelines import label
 from tessera.schemas.labels import Box, LabelRequest
+from tests.fixtures.trees import leaves, same_arrays
 from tests.fixtures.image_classifier import (LOCAL, SIZES, dead_letters, label_rows,
                                             lose_rows_and_resume, write_corpus)
 
@@ -31,14 +31,10 @@ def tiny_spec(tmp_path_factory) -> str:
     return registry.write_tiny_spec("owlvit", str(tmp_path_factory.mktemp("owlvit")))
 
 
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
-
-
 def test_tiny_shapes_parameter_count_and_golden_outputs():
     cfg = configs.tiny_config(vocab_size=600)
     params = model.init_params(0, cfg)
-    assert sum(x.size for x in _leaves(params)) == 65_278
+    assert sum(x.size for x in leaves(params)) == 65_278
     assert {k: v.shape for k, v in flatten(params).items()} == checkpoint.param_shapes(cfg)
     images = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype(np.float32)
     tokens = np.zeros((3, 16), np.int32)
@@ -141,7 +137,7 @@ def test_write_tiny_round_trips_through_registry_load(tmp_path):
     assert owlvit.resolve(str(tmp_path / "a")) == (path, str(tmp_path / "a" / tiny.TINY_BPE))
     assert detector.cfg == configs.tiny_config(vocab_size=detector.tokenizer.vocab_size)
     expected = model.init_params(1, detector.cfg)
-    assert all(np.array_equal(a, b) for a, b in zip(_leaves(detector.params), _leaves(expected)))
+    assert same_arrays(detector.params, expected)
     other = registry.load(registry.write_tiny_spec("owlvit", str(tmp_path / "b"), seed=2))
     image = [np.full((30, 20, 3), 90, np.uint8)]
     assert not np.allclose(other.predict(image, other.embed_queries(QUERIES))[0],
@@ -168,12 +164,12 @@ def test_old_scenic_names_and_pre_optax_states_load_the_same(tmp_path):
             flat[new.replace("/ln_0/", "/ln_1/")] = flat.pop(key)
     old = _rewrite(path, old_names)
     params, _ = checkpoint.load_checkpoint(old)
-    assert all(np.array_equal(a, b) for a, b in zip(_leaves(params), _leaves(reference)))
+    assert same_arrays(params, reference)
     state = serialization.msgpack_restore(open(path, "rb").read())
     state = {"optimizer": {"target": state["params"], "state": {"step": np.zeros(())}}}
     open(tmp_path / "old_optim", "wb").write(serialization.msgpack_serialize(state))
     params, _ = checkpoint.load_checkpoint(str(tmp_path / "old_optim"))
-    assert all(np.array_equal(a, b) for a, b in zip(_leaves(params), _leaves(reference)))
+    assert same_arrays(params, reference)
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pickle
 
-import jax
 import numpy as np
 import pytest
 
@@ -18,6 +17,7 @@ from tessera.models.siglip.inference import scores_from_logits
 from tessera.models.siglip.tiny import TINY_CHECKPOINT, write_tiny_checkpoint
 from tessera.models.siglip.tokenizer import TextTokenizer, train_tiny_tokenizer
 from tessera.schemas.labels import LabelRequest
+from tests.fixtures.trees import leaves, same_arrays
 
 CLASSES = ("cat", "dog", "car")
 
@@ -27,15 +27,11 @@ def tiny_spec(tmp_path_factory) -> str:
     return registry.write_tiny_spec("siglip", str(tmp_path_factory.mktemp("siglip")))
 
 
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
-
-
 @pytest.mark.parametrize("pool, num_params", [("map", 57_154), ("tok", 48_674), ("gap", 48_642)])
 def test_tiny_towers_shapes_and_parameter_counts(pool, num_params):
     cfg = configs.tiny_config(vocab_size=64, pool=pool)
     params = two_tower.init_params(0, cfg)
-    assert sum(x.size for x in _leaves(params)) == num_params
+    assert sum(x.size for x in leaves(params)) == num_params
     assert {k: tuple(v.shape) for k, v in checkpoint.bv_npz.flatten(params).items()} == (
         checkpoint.param_shapes(cfg))
     rng = np.random.default_rng(0)
@@ -92,7 +88,7 @@ def test_write_tiny_round_trips_through_registry_load(tmp_path):
     assert siglip.scoring == "sigmoid"
     assert siglip.cfg == configs.tiny_config(vocab_size=siglip.tokenizer.vocab_size)
     expected = two_tower.init_params(1, siglip.cfg)
-    assert all(np.array_equal(a, b) for a, b in zip(_leaves(siglip.params), _leaves(expected)))
+    assert same_arrays(siglip.params, expected)
     lit = registry.load(f"lit:{path}")
     assert lit.scoring == "softmax"
     images = [np.full((30, 40, 3), 200, np.uint8), np.zeros((28, 28, 3), np.uint8)]
@@ -178,7 +174,7 @@ def test_scanned_and_per_layer_files_load_the_same(tmp_path):
     loop, loop_cfg = checkpoint.load_checkpoint(str(tmp_path / "loop.npz"))
     scan, scan_cfg = checkpoint.load_checkpoint(str(tmp_path / "scan.npz"))
     assert loop_cfg == scan_cfg == cfg
-    assert all(np.array_equal(a, b) for a, b in zip(_leaves(loop), _leaves(scan)))
+    assert same_arrays(loop, scan)
 
 
 def test_tokenizer_appends_a_sticky_eos_and_pads_with_it(tmp_path):

@@ -20,15 +20,12 @@ from tessera.models.vit import model as vit_model
 from tessera.models.image_classifier import TINY_CLASSES
 from tessera.models.vit.tiny import TINY_CHECKPOINT, write_tiny_checkpoint
 from tessera.schemas.labels import LabelRequest
+from tests.fixtures.trees import same_arrays
 from tests.fixtures.image_classifier import (check_bad_checkpoint_named, check_label_end_to_end,
                                             mutated_npz, np_layer_norm, np_mlp)
 
 RNG = np.random.default_rng(0)
 IMAGES = [RNG.integers(0, 255, (40, 30, 3), np.uint8), RNG.integers(0, 255, (32, 32, 3), np.uint8)]
-
-
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
 
 
 def _logits(params, cfg, seed=0):
@@ -49,7 +46,7 @@ def test_write_tiny_round_trips_through_registry_load(tmp_path):
     model = registry.load(spec)
     assert model.cfg == configs.tiny_config() and model.class_names == TINY_CLASSES
     expected = vit_model.init_params(1, model.cfg)
-    assert all(np.array_equal(a, b) for a, b in zip(_leaves(model.params), _leaves(expected)))
+    assert same_arrays(model.params, expected)
     embeddings, scores = model.predict(IMAGES)
     assert embeddings.shape == (2, 32) and scores.shape == (2, 5)
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
@@ -107,7 +104,7 @@ def test_original_big_vision_and_scanned_files_load_the_same(tmp_path):
               for n in ("orig", "bv", "scan")]
     assert all(c == cfg for _, c in loaded)
     for tree, _ in loaded:
-        assert all(np.array_equal(a, b) for a, b in zip(_leaves(tree), _leaves(params)))
+        assert same_arrays(tree, params)
     with pytest.raises(ValueError, match="original ViT layout has per-layer sequential blocks"):
         checkpoint.save_checkpoint(str(tmp_path / "x.npz"), vit_model.init_params(
             0, configs.tiny_config(parallel_block=True)), layout="original")

@@ -21,16 +21,13 @@ from tessera.models.vmoe import checkpoint, configs, routing, sharded
 from tessera.models.vmoe import model as vmoe_model
 from tessera.models.vmoe.tiny import TINY_PREFIX, write_tiny_checkpoint
 from tessera.schemas.labels import LabelRequest
+from tests.fixtures.trees import same_arrays
 from tests.fixtures.image_classifier import (check_bad_checkpoint_named, check_label_end_to_end,
                                             mutated_npz, np_mlp)
 
 RNG = np.random.default_rng(0)
 IMAGES = [RNG.integers(0, 255, (40, 30, 3), np.uint8), RNG.integers(0, 255, (32, 32, 3), np.uint8),
           RNG.integers(0, 255, (20, 50, 3), np.uint8)]
-
-
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
 
 
 def _kept(dispatch) -> list[list[int]]:
@@ -149,7 +146,7 @@ def test_write_tiny_round_trips_through_registry_load(tmp_path):
     model = registry.load(spec)
     assert model.cfg == configs.tiny_config() and model.class_names == TINY_CLASSES
     expected = vmoe_model.init_params(1, model.cfg)
-    assert all(np.array_equal(a, b) for a, b in zip(_leaves(model.params), _leaves(expected)))
+    assert same_arrays(model.params, expected)
     embeddings, scores = model.predict(IMAGES)
     assert embeddings.shape == (3, 32) and scores.shape == (3, 5)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
