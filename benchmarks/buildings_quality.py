@@ -110,7 +110,8 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--mode", choices=("direct", "pipeline"), default="direct")
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--threshold", type=float, default=None,
+                   help="direct mode: default the model card's, as `tessera buildings` does")
     p.add_argument("--core-threshold", type=float, default=0.8)
     p.add_argument("--min-confidence", type=float, default=None,
                    help="direct mode (the pipeline mode uses `tessera buildings`' default): "
@@ -123,9 +124,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"seeds {leaked} were used in training; pick unseen seeds")
     t0 = time.time()
     if args.mode == "direct":
-        min_confidence = (unet.card_min_confidence(args.model) if args.min_confidence is None
-                          else args.min_confidence)
-        per_scene, pooled = direct(seeds, args.size, args.model, args.threshold, args.core_threshold,
+        card = unet.card_defaults(args.model)
+        min_confidence = card["min_confidence"] if args.min_confidence is None else args.min_confidence
+        threshold = card["threshold"] if args.threshold is None else args.threshold
+        per_scene, pooled = direct(seeds, args.size, args.model, threshold, args.core_threshold,
                                    min_confidence)
     else:
         with tempfile.TemporaryDirectory() as tmp:

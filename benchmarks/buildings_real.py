@@ -86,7 +86,7 @@ def dev_tiles(split: str | None = None) -> list[tuple[str, str, str, str | None]
 
 def measure_test(model: str, out: str, force: bool) -> dict:
     from tessera import fileio
-    from tessera.models.unet import card_min_confidence
+    from tessera.models.unet import card_defaults
 
     digest = fileio.file_sha256(model)
     seen = []
@@ -100,7 +100,7 @@ def measure_test(model: str, out: str, force: bool) -> dict:
     metrics = run_tile(model, image, labels, None, os.path.join(out, "test_atlanta"))
     record = {"model": os.path.relpath(model, REPO) if model.startswith(REPO) else model,
               "model_sha256": digest, "date": datetime.date.today().isoformat(),
-              "min_confidence": card_min_confidence(model),  # default flags: the model card's
+              **card_defaults(model),  # default flags: the model card's min_confidence and threshold
               **{k: metrics[k] for k in ("ap50", "precision", "recall", "f1", "tp", "fp", "fn")}}
     os.makedirs(os.path.dirname(TEST_LOG), exist_ok=True)
     with open(TEST_LOG, "a") as f:

@@ -169,13 +169,18 @@ def card_path(path: str) -> str:
     return (path[: -len(".msgpack")] if path.endswith(".msgpack") else path) + ".json"
 
 
-def card_min_confidence(path: str | None) -> float:
-    """The confidence threshold a model's card recommends (`min_confidence`, chosen on data the
-    model was not trained on), 0 when the card is absent or names none; `path` None: the shipped
-    model. A confidence threshold belongs to one model: another model's scores mean other things.
+CARD_DEFAULTS = {"min_confidence": 0.0, "threshold": 0.5}  # without a card, or a card that names none
+
+
+def card_defaults(path: str | None) -> dict[str, float]:
+    """The inference settings a model's card recommends (`min_confidence`, the instance confidence
+    to keep, and `threshold`, the pixel probability a building starts at; both chosen on data the
+    model was not trained on), with CARD_DEFAULTS for what it does not name; `path` None: the
+    shipped model. Thresholds belong to one model: another model's scores mean other things.
 
     Raises:
-      ValueError: the card is not JSON or its value is not a number in [0, 1].
+      ValueError: the card is not JSON, a value is not a number, or not in its range
+        (min_confidence in [0, 1], threshold in (0, 1)).
     """
     import json
 
@@ -184,14 +189,19 @@ def card_min_confidence(path: str | None) -> float:
 
     card = card_path(path or SHIPPED_UNET)
     if not fileio.exists(card):
-        return 0.0
+        return dict(CARD_DEFAULTS)
     try:
-        value = json.loads(fileio.read_bytes(card)).get("min_confidence", 0.0)
+        named = json.loads(fileio.read_bytes(card))
+        values = {k: named.get(k, default) for k, default in CARD_DEFAULTS.items()}
     except (ValueError, AttributeError) as err:
         raise ValueError(f"{card}: not a JSON object ({err})") from None
-    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{card}: min_confidence must be a number in [0, 1] (got {value!r})")
-    return float(value)
+    for key, value in values.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        inside = number and (0.0 <= value <= 1.0 if key == "min_confidence" else 0.0 < value < 1.0)
+        if not inside:
+            allowed = "[0, 1]" if key == "min_confidence" else "(0, 1)"
+            raise ValueError(f"{card}: {key} must be a number in {allowed} (got {value!r})")
+    return {k: float(v) for k, v in values.items()}
 
 
 def write_tiny(directory: str, seed: int = 0) -> str:

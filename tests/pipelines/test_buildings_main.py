@@ -69,23 +69,28 @@ def test_without_flags_the_config_defaults_hold(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "run_pipeline", lambda build, config, options: seen.append(config) or {})
     assert buildings.main(["--input", tif, "--output", str(tmp_path / "o")]) == 0
     defaults = buildings.BuildingsConfig(input=tif, output=str(tmp_path / "o"))
-    assert defaults.min_confidence is None  # "the model's": filled in from the shipped card
+    assert defaults.min_confidence is None and defaults.threshold is None  # "the model's": from the card
     card = json.loads(open(buildings.DEFAULT_MODEL[:-len(".msgpack")] + ".json").read())
-    assert seen == [dataclasses.replace(defaults, min_confidence=card["min_confidence"])]
+    assert seen == [dataclasses.replace(defaults, min_confidence=card["min_confidence"],
+                                        threshold=card.get("threshold", 0.5))]
 
 
-def test_min_confidence_defaults_to_the_model_cards(tmp_path, monkeypatch):
-    """A confidence threshold belongs to its model: the card beside the checkpoint names it, an
-    explicit flag wins, no card means 0, and a bad card is a one-line error."""
+def test_thresholds_default_to_the_model_cards(tmp_path, monkeypatch):
+    """Thresholds belong to their model: the card beside the checkpoint names them, an explicit flag
+    wins, no card means confidence 0 and pixel threshold 0.5, and a bad card is a one-line error."""
     tif = write_tif(tmp_path / "a.tif", rgb_scene(32, 32, []))
     model = tmp_path / "m.msgpack"
     model.write_bytes(b"")
     seen = []
     monkeypatch.setattr(common, "run_pipeline", lambda build, config, options: seen.append(config) or {})
     argv = ["--input", tif, "--output", str(tmp_path / "o"), "--model", str(model)]
-    assert buildings.main(argv) == 0 and seen[-1].min_confidence == 0.0  # no card
+    assert buildings.main(argv) == 0 and (seen[-1].min_confidence, seen[-1].threshold) == (0.0, 0.5)  # no card
     (tmp_path / "m.json").write_text(json.dumps({"min_confidence": 0.7}))
-    assert buildings.main(argv) == 0 and seen[-1].min_confidence == 0.7
-    assert buildings.main(argv + ["--min-confidence", "0.2"]) == 0 and seen[-1].min_confidence == 0.2
-    (tmp_path / "m.json").write_text(json.dumps({"min_confidence": 7}))
-    assert buildings.main(argv) == 2 and len(seen) == 3
+    assert buildings.main(argv) == 0 and (seen[-1].min_confidence, seen[-1].threshold) == (0.7, 0.5)
+    (tmp_path / "m.json").write_text(json.dumps({"min_confidence": 0.7, "threshold": 0.35}))
+    assert buildings.main(argv) == 0 and (seen[-1].min_confidence, seen[-1].threshold) == (0.7, 0.35)
+    assert buildings.main(argv + ["--min-confidence", "0.2", "--threshold", "0.6"]) == 0
+    assert (seen[-1].min_confidence, seen[-1].threshold) == (0.2, 0.6)
+    for bad in ({"min_confidence": 7}, {"threshold": 1.0}, {"threshold": "0.4"}):
+        (tmp_path / "m.json").write_text(json.dumps(bad))
+        assert buildings.main(argv) == 2 and len(seen) == 4

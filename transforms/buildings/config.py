@@ -33,7 +33,9 @@ class BuildingsConfig:
     tile_size: int = setting(512, help="Window size in pixels (multiple of 16).")
     overlap: int = setting(128, help="Overlap of adjacent windows in pixels (even); buildings up to "
                                      "overlap/2 around their centroid come out whole.")
-    threshold: float = setting(0.5, help="Building probability threshold, in (0, 1).")
+    threshold: float | None = setting(
+        None, type=float, help="Building probability threshold, in (0, 1); default: the model "
+                               "card's `threshold` (chosen on the real dev set), else 0.5.")
     core_threshold: float = setting(0.8, cli=False)
     min_area_m2: float = setting(4.0, flag="--min-area", help="Minimum building area, m^2.")
     # the smallest building (4 m x 4 m): smaller cores split nothing
@@ -65,8 +67,9 @@ class BuildingsConfig:
             check_window_config(self.tile_size, self.overlap)
         except ValueError as err:
             raise ConfigError(f"--tile-size/--overlap: {err}") from None
-        check_range(self, "threshold", 0.0, 1.0, low_open=True, high_open=True)
-        check_range(self, "core_threshold", self.threshold, 1.0)
+        if self.threshold is not None:
+            check_range(self, "threshold", 0.0, 1.0, low_open=True, high_open=True)
+        check_range(self, "core_threshold", self.threshold or 0.0, 1.0)
         if self.min_confidence is not None:
             check_range(self, "min_confidence", 0.0, 1.0)
         check_range(self, "min_area_m2", 0.0)
@@ -98,12 +101,15 @@ class BuildingsConfig:
         return registry.parse(self.model, workload="buildings", default_family="unet")
 
     def with_model_defaults(self) -> "BuildingsConfig":
-        """This config with `--min-confidence` filled from the model card when not given, so the
-        manifest (and the rerun check) records the number the run used."""
-        if self.min_confidence is not None:
+        """This config with `--min-confidence` and `--threshold` filled from the model card when not
+        given, so the manifest (and the rerun check) records the numbers the run used."""
+        if self.min_confidence is not None and self.threshold is not None:
             return self
-        from tessera.models.unet import card_min_confidence
-        return dataclasses.replace(self, min_confidence=card_min_confidence(self.model_spec.path))
+        from tessera.models.unet import card_defaults
+        card = card_defaults(self.model_spec.path)
+        return dataclasses.replace(
+            self, min_confidence=card["min_confidence"] if self.min_confidence is None else self.min_confidence,
+            threshold=card["threshold"] if self.threshold is None else self.threshold)
 
 
 

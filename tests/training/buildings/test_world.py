@@ -107,3 +107,63 @@ def test_tree_crowns_are_dark_away_from_the_sun_and_shade_the_ground():
     assert len(ratios) >= 3 and np.median(ratios) > 1.2  # lit on the sun side, dark on the other
     shadow = (img[3] < 0.2 - 1e-6) & ~crown
     assert (shadow & np.roll(crown, -10, axis=0)).sum() > 2 * (shadow & np.roll(crown, 10, axis=0)).sum()
+
+
+def test_yards_and_lawns_are_painted_around_houses_but_never_on_them():
+    from tessera.training.buildings import world_ground
+
+    n, g = 200, 0.5
+    houses = [shapely.box(x, 60, x + 24, 84) for x in (20, 110)]  # 12 x 12 m, in render pixels
+    built = world._fill(houses, (n, n))
+    img = np.full((4, n, n), 0.2, np.float32)
+    world_ground.yards(img, np.random.default_rng(1), "green", houses * 6, built, np.zeros((n, n), bool), g)
+    changed = np.abs(img - 0.2).max(0) > 1e-6
+    assert not (changed & built).any()  # the roof is the model's to find, not painted over
+    assert changed.sum() * g * g > 100  # lots around the houses were painted
+    lawn = np.zeros((n, n), bool)
+    lawn[10:190, 10:190] = True
+    flat = np.full((4, n, n), 0.2, np.float32)
+    world_ground.paint_lawn(flat, lawn, np.random.default_rng(3), g, angle_deg=0.0)
+    columns = flat[1, 10:190, 10:190].mean(0)  # stripes run along y, alternating across x
+    assert columns.std() > 0.02 * columns.mean() and flat[1, 10:190, 10:190].mean(1).std() < 0.01 * columns.mean()
+
+
+def test_long_pitched_roofs_become_rows_of_houses_and_short_ones_stay_whole():
+    from tessera.training.buildings import world_ground
+
+    g = 0.5
+    row = shapely.box(0, 0, 80, 16)  # a 40 x 8 m terrace block
+    rows, cols = np.nonzero(world._fill([row], (20, 90)))
+    img = np.ones((1, 20, 90), np.float32)
+    world_ground.terrace_units(img, rows, cols, row, g, np.random.default_rng(0))
+    profile = img[0, 2:14, :80].max(0)  # along the ridge, chimneys left out
+    walls = profile < 0.8
+    assert 4 <= ndimage_count(walls) <= 9  # a party wall every 5-8 m
+    assert len(np.unique(np.round(profile[~walls], 4))) >= 4  # units differ in tone
+    short = shapely.box(0, 0, 24, 16)
+    rows, cols = np.nonzero(world._fill([short], (20, 90)))
+    whole = np.ones((1, 20, 90), np.float32)
+    world_ground.terrace_units(whole, rows, cols, short, g, np.random.default_rng(0))
+    assert np.all(whole == 1)
+
+
+def ndimage_count(mask) -> int:
+    from scipy import ndimage
+    return ndimage.label(mask)[1]
+
+
+def test_row_house_layouts_are_long_narrow_parallel_blocks_inside_the_window():
+    rng = np.random.default_rng(5)
+    polys = layouts.terrace_rows(rng, 200.0)
+    window = shapely.box(0, 0, 200, 200).buffer(1e-6)
+    assert len(polys) >= 8 and all(window.contains(p) for p in polys)
+    rows = []
+    for p in polys:
+        xy = np.asarray(p.minimum_rotated_rectangle.exterior.coords)
+        sides = np.diff(xy[:3], axis=0)
+        lengths = np.hypot(sides[:, 0], sides[:, 1])
+        if lengths.max() > 25 and lengths.min() < 12.5:
+            side = sides[np.argmax(lengths)]
+            rows.append(np.degrees(np.arctan2(side[1], side[0])) % 180)
+    assert len(rows) >= 4  # whole blocks, not just sheds and clipped corners
+    assert np.ptp(np.cos(np.radians(2 * np.array(rows)))) < 0.05  # all along one direction
