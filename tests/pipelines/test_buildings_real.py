@@ -14,9 +14,9 @@ TILE = os.path.join(REPO, "tests", "data", "real", "rotterdam_pan1.tif")
 LABELS = os.path.join(REPO, "training", "buildings", "dev_labels", "rotterdam_pan1.geojson")
 FREE = os.path.join(REPO, "training", "buildings", "dev_labels", "rotterdam_pan1.free.geojson")
 LOCAL = ["--direct_num_workers", "1", "--direct_running_mode", "in_memory"]
-# The shipped model measures tp 4, precision 0.40, 2 false buildings in free regions on this tile
-# with its card's --min-confidence 0.58 (docs/results/buildings_real.md); without that default
-# (confidence 0) precision falls to 0.14, and a model fed unstretched 16-bit pixels finds nothing.
+# The shipped model measures tp 3, precision 0.50, 1 false building in free regions on this tile
+# with its card's --threshold 0.35 --min-confidence 0.54 (docs/results/buildings_real.md); without them
+# (0.5 / 0) precision falls to 0.14, and a model fed unstretched 16-bit pixels finds nothing.
 FLOOR_TP, FLOOR_PRECISION, CEILING_FALSE_IN_FREE = 2, 0.25, 6
 
 

@@ -163,32 +163,3 @@ def sample_layout(layouts: list[Layout], rng: np.random.Generator, size_m: float
             p = affinity.scale(p, -1.0, 1.0, origin=centre)
         out.extend(_parts(p.intersection(window)))
     return [p for p in out if p.area >= 6.0]
-
-
-def terrace_rows(rng: np.random.Generator, size_m: float) -> list:
-    """Row-house streets, which real footprints barely hold (2% of them are long narrow blocks) and
-    European towns are full of: parallel blocks 8-12 m deep and 25-90 m long, back to back across
-    gardens with a shed at the end of some, facing each other across streets, the whole turned at
-    random. Polygons in metres, y down, clipped to the size_m square like `sample_layout`'s."""
-    depth = rng.uniform(8, 12)
-    garden, street = rng.uniform(14, 30), rng.uniform(12, 24)
-    angle = rng.uniform(0, 180)
-    span = size_m * 1.5  # drawn on a larger square, turned about the centre, then clipped
-    out, y, facing_street = [], -span / 2, bool(rng.integers(2))
-    while y < span / 2:
-        x = -span / 2 + rng.uniform(0, 20)
-        while x < span / 2:
-            length = rng.uniform(25, 90)
-            out.append(shapely.box(x, y, x + length, y + depth))
-            if not facing_street:  # sheds at the garden's far end
-                for sx in np.arange(x + 2, x + length - 3, rng.uniform(5, 8)):
-                    if rng.random() < 0.3:
-                        w = rng.uniform(2.5, 4)
-                        out.append(shapely.box(sx, y + depth + garden - w - 1, sx + w, y + depth + garden - 1))
-            x += length + rng.uniform(6, 16)  # a side street or a footpath
-        y += depth + (street if facing_street else garden)
-        facing_street = not facing_street
-    centre = (size_m / 2, size_m / 2)
-    window = shapely.box(0, 0, size_m, size_m)
-    placed = (affinity.translate(affinity.rotate(p, angle, origin=(0, 0)), *centre) for p in out)
-    return [q for p in placed for q in _parts(p.intersection(window)) if q.area >= 6.0]

@@ -4,9 +4,7 @@ The first generator (`scenes.py`) drew coloured rectangles, and a model trained 
 buildings on a real 0.5 m tile while "finding" trees and lawns. These scenes take real footprints
 (`layouts.py`) and render what a pan or RGB sensor sees: a biome (green suburb, arid suburb,
 European town, industrial) choosing ground covers, streets along the open space between buildings,
-driveways, pools and cars, yards and mown lawns (`world_ground.py`); some scenes on procedural
-row-house streets (`layouts.terrace_rows`), long roofs split into units; pitched (gable, hip) and
-flat roofs shaded by the sun's direction, low winter sun included; walls
+driveways, pools and cars; pitched (gable, hip) and flat roofs shaded by the sun's direction; walls
 and roofs displaced from the footprint by off-nadir lean; cast shadows from building and tree
 heights; tree canopy that hides parts of roofs; haze, blur and noise; 8-bit RGB or 11-bit pan
 radiometry, rendered at 0.3-0.6 m and resampled to the model's 0.5 m as `tessera buildings` does.
@@ -19,7 +17,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from tessera.training.buildings.layouts import Layout, sample_layout, terrace_rows
+from tessera.training.buildings.layouts import Layout, sample_layout
 from tessera.training.buildings.scenes import _noise
 
 OUT_GSD_M = 0.5
@@ -43,7 +41,6 @@ ROOFS = {  # reflectance and relative frequency per biome (green, arid, town, in
     "green_roof": ((0.10, 0.16, 0.10, 0.30), (0, 0, 1, 0)),
 }
 BIOMES = ("green", "arid", "town", "industrial")
-TERRACE_P = 0.15  # share of scenes on procedural row-house streets instead of a real layout
 
 
 def _color(name, rng, jitter=0.12) -> np.ndarray:
@@ -93,7 +90,7 @@ def _streets(rng, built, g) -> np.ndarray:
 
 
 def _sun(rng):
-    elevation = math.radians(rng.uniform(25, 70) if rng.random() < 0.75 else rng.uniform(12, 25))  # winter sun too
+    elevation = math.radians(rng.uniform(25, 70))
     azimuth = math.radians(rng.normal(150, 40) if rng.random() < 0.8 else rng.uniform(0, 360))
     s = np.array([math.cos(elevation) * math.sin(azimuth), -math.cos(elevation) * math.cos(azimuth),
                   math.sin(elevation)], np.float32)  # x east, y south (down), z up
@@ -157,8 +154,6 @@ def render_world(seed: int, layouts: list[Layout], size: int = 512, *, pan: bool
     import shapely
     from shapely import affinity
 
-    from tessera.training.buildings import world_ground
-
     rng = np.random.default_rng([int(seed), 0x3041D])
     biome = BIOMES[rng.choice(4, p=[0.45, 0.2, 0.25, 0.1])]
     g = float(rng.uniform(0.3, 0.6))  # rendered pixel size, resampled to 0.5 m at the end
@@ -167,14 +162,11 @@ def render_world(seed: int, layouts: list[Layout], size: int = 512, *, pan: bool
     shape = (n, n)
     weights = np.array([len(l.polygons) for l in layouts], np.float64)
     footprints = sample_layout([layouts[rng.choice(len(layouts), p=weights / weights.sum())]], rng, size_m)
-    if rng.random() < TERRACE_P:
-        biome, footprints = ("town" if rng.random() < 0.6 else "green"), terrace_rows(rng, size_m)
     px = [affinity.scale(p, 1 / g, 1 / g, origin=(0, 0)) for p in footprints]
     img = _ground(rng, biome, shape)
     built = _fill(px, shape)
     streets = _streets(rng, built, g) & ~ndimage.binary_dilation(built, iterations=max(1, int(2 / g)))
     _paint(img, streets, _color("asphalt" if rng.random() < 0.7 else "old_asphalt", rng), 0.04, rng)
-    world_ground.yards(img, rng, biome, px, built, streets, g)
     sun, shadow_per_m = _sun(rng)
     road_dist, road_idx = ndimage.distance_transform_edt(~streets, return_indices=True)
 
@@ -209,7 +201,7 @@ def render_world(seed: int, layouts: list[Layout], size: int = 512, *, pan: bool
         else:
             _paint(img, mask & ~built, _color(surface, rng), 0.05, rng)
 
-    world_ground.slabs(img, rng, built, streets, g)
+    _slabs(img, rng, built, streets, g)
     heights = [rng.uniform(3.5, 7.5) * (1.8 if p.area * g * g > 600 else 1.0) for p in px]
     shadows = np.zeros(shape, bool)
     for poly, h in zip(px, heights):
@@ -221,9 +213,7 @@ def render_world(seed: int, layouts: list[Layout], size: int = 512, *, pan: bool
     lean = rng.uniform(0, 0.2) * np.array([math.cos(a := rng.uniform(0, 2 * math.pi)), math.sin(a)])
     for poly, h in zip(px, heights):
         area_m2 = poly.area * g * g
-        side = np.hypot(*np.diff(np.asarray(poly.minimum_rotated_rectangle.exterior.coords)[:3], axis=0).T)
-        big = area_m2 > 600 and side.min() * g > 14  # a row of houses is long but narrow and pitched
-        flat_p = 0.85 if big or biome == "industrial" else (0.4 if biome == "town" else 0.15)
+        flat_p = 0.85 if area_m2 > 600 or biome == "industrial" else (0.4 if biome == "town" else 0.15)
         kind = "flat" if rng.random() < flat_p else ("hip" if rng.random() < 0.45 else "gable")
         material = list(ROOFS)[rng.choice(len(ROOFS), p=roof_p / roof_p.sum())]
         roof = affinity.translate(poly, *(lean * h / g))
@@ -238,15 +228,13 @@ def render_world(seed: int, layouts: list[Layout], size: int = 512, *, pan: bool
         color = _color(material, rng)
         tex = 1 + 0.05 * rng.standard_normal(rows.size).astype(np.float32)
         img[:, rows, cols] = color[:, None] * (shade * tex)[None]
-        if kind != "flat" and biome in ("town", "green") and rng.random() < 0.7:
-            world_ground.terrace_units(img, rows, cols, roof, g, rng)
         if kind == "flat":
             rim = mask & ~ndimage.binary_erosion(mask, iterations=max(1, int(0.6 / g)))
             img[:, rim] *= rng.choice([0.75, 1.25])
 
     open_ground = ~(ndimage.binary_dilation(built, iterations=max(1, int(1.5 / g))) | streets | shadows)
     if biome in ("arid", "green") or rng.random() < 0.3:
-        world_ground.shrubs(img, rng, open_ground, sun, shadow_per_m, g)
+        _shrubs(img, rng, open_ground, sun, shadow_per_m, g)
     density = {"green": rng.uniform(0.15, 0.55), "arid": rng.uniform(0.0, 0.12),
                "town": rng.uniform(0.05, 0.3), "industrial": rng.uniform(0.0, 0.1)}[biome]
     _trees(img, rng, density, built, streets, sun, shadow_per_m, g)
@@ -260,6 +248,34 @@ def render_world(seed: int, layouts: list[Layout], size: int = 512, *, pan: bool
     from rasterio.transform import Affine
     instances = rasterize_instances(footprints, Affine(OUT_GSD_M, 0, 0, 0, OUT_GSD_M, 0), (size, size))
     return raw, instances, footprints
+
+
+def _slabs(img, rng, built, streets, g):
+    """Roof-like things that are not buildings: parking lots with rows of cars, courts, concrete
+    yards and bare sand patches; flat and shadowless, so only the missing height tells them apart."""
+    import shapely
+    from shapely import affinity
+    n = img.shape[1]
+    far = ndimage.distance_transform_edt(~built) * g > 4
+    for _ in range(rng.poisson(rng.uniform(0.5, 4))):
+        r, c = rng.integers(0, n, 2)
+        if not far[r, c] or streets[r, c]:
+            continue
+        w, h = rng.uniform(8, 45) / g, rng.uniform(6, 30) / g
+        angle = rng.uniform(0, 180)
+        slab = affinity.translate(affinity.rotate(shapely.box(-w / 2, -h / 2, w / 2, h / 2), angle, origin=(0, 0)), c, r)
+        mask = _fill([slab], (n, n)) & far
+        surface = rng.choice(["asphalt", "old_asphalt", "concrete", "soil", "gravel"])
+        _paint(img, mask, _color(surface, rng), 0.06, rng)
+        if surface in ("asphalt", "old_asphalt") and rng.random() < 0.7:  # cars parked in rows
+            for t in np.arange(-w / 2 + 2 / g, w / 2 - 1 / g, 2.7 / g):
+                if rng.random() < 0.4:
+                    continue
+                car = affinity.translate(shapely.box(t - 0.9 / g, -2.2 / g, t + 0.9 / g, 2.2 / g),
+                                         0, rng.choice([-1, 1]) * (h / 2 - 2.8 / g))
+                car = affinity.translate(affinity.rotate(car, angle, origin=(0, 0)), c, r)
+                tone = rng.choice([0.05, 0.12, 0.35, 0.55, 0.65])
+                _paint(img, _fill([car], (n, n)) & mask, np.array([tone] * 4, np.float32), 0.05, rng)
 
 
 def _blur(img, sigma_px):
@@ -320,6 +336,28 @@ def _trees(img, rng, density, built, streets, sun, shadow_per_m, g):
     value = shade * np.clip(leaves, 0.2, None) * np.where(gaps | edge, 0.45, 1.0)
     value = np.where(cast, value * rng.uniform(0.55, 0.8), value)  # crowns in other crowns' shadow
     img[:, mask] = tree[:, None] * value[mask][None]
+
+
+def _shrubs(img, rng, open_ground, sun, shadow_per_m, g):
+    """Desert scrub and garden bushes: small dark dots with short shadows, a texture real arid lots are
+    full of (the model took them for buildings)."""
+    n = img.shape[1]
+    count = int(rng.uniform(0, 0.03) * (n * g) ** 2)
+    if count == 0:
+        return
+    pts = rng.integers(0, n, (count, 2))
+    pts = pts[open_ground[pts[:, 0], pts[:, 1]]]
+    dots = np.zeros((n, n), np.float32)
+    dots[pts[:, 0], pts[:, 1]] = rng.uniform(0.4, 1.5, len(pts)) / g
+    radius = ndimage.maximum_filter(dots, size=max(3, int(3 / g)))
+    dist = ndimage.distance_transform_edt(dots == 0)
+    bush = (dist < radius) & open_ground
+    sy, sx = (shadow_per_m[::-1] * rng.uniform(0.8, 2.0) / g).astype(int)
+    shadow = np.roll(bush, (sy, sx), axis=(0, 1)) & ~bush & open_ground
+    img[:, shadow] *= rng.uniform(0.4, 0.6)
+    tone = _color("dark_tree" if rng.random() < 0.5 else "dry_grass", rng) * rng.uniform(0.5, 0.9)
+    tex = 1 + 0.3 * rng.standard_normal(int(bush.sum())).astype(np.float32)
+    img[:, bush] = tone[:, None] * tex[None]
 
 
 def _sensor(rng, refl, pan: bool) -> np.ndarray:
