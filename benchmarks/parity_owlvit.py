@@ -42,11 +42,10 @@ TOLERANCE = 1e-4
 
 def random_hf_model(args):
     import torch
-    from timm_reference import import_timm
+    from timm_reference import import_timm, perturbed_hf_model
     import_timm()  # loads torchvision as transformers will, also on a CPU-only torch build
     from transformers import OwlViTConfig, OwlViTForObjectDetection
 
-    torch.manual_seed(args.seed)
     config = OwlViTConfig(
         text_config=dict(vocab_size=args.vocab_size, hidden_size=64, intermediate_size=256,
                          num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=16),
@@ -54,10 +53,8 @@ def random_hf_model(args):
                            num_attention_heads=4, image_size=args.image_size,
                            patch_size=args.patch_size),
         projection_dim=64)
-    model = OwlViTForObjectDetection._from_config(config, attn_implementation="eager").eval()
+    model = perturbed_hf_model(OwlViTForObjectDetection, config, args.seed)
     with torch.no_grad():
-        for _, p in model.named_parameters():
-            p.add_(0.05 * torch.randn_like(p))  # no exact zeros/ones to hide a layout mistake
         for name, p in model.box_head.named_parameters():
             # redrawn at 1/sqrt(fan-in): its pre-sigmoid outputs are then O(1), as a trained
             # head's are; HF's default init gives |x| ~ 1e3, where float32 rounding alone

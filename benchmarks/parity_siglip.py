@@ -29,11 +29,10 @@ TOLERANCE = 1e-4
 
 def random_hf_model(args):
     import torch
-    from timm_reference import import_timm
+    from timm_reference import import_timm, perturbed_hf_model
     import_timm()  # loads torchvision as transformers will, also on a CPU-only torch build
     from transformers import SiglipConfig, SiglipModel
 
-    torch.manual_seed(args.seed)
     config = SiglipConfig(
         text_config=dict(vocab_size=args.vocab_size, hidden_size=48, intermediate_size=96,
                          num_hidden_layers=2, num_attention_heads=4,
@@ -42,10 +41,8 @@ def random_hf_model(args):
         vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                            num_attention_heads=4, image_size=args.image_size,
                            patch_size=args.patch_size))
-    model = SiglipModel._from_config(config, attn_implementation="eager").eval()
+    model = perturbed_hf_model(SiglipModel, config, args.seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.add_(0.05 * torch.randn_like(p))  # no exact zeros/ones to hide a layout mistake
         model.logit_scale.fill_(float(np.log(10.0)) + 0.1)
         model.logit_bias.fill_(-2.5)
     return model, config

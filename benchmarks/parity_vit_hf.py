@@ -25,20 +25,14 @@ TOLERANCE = 1e-4
 
 
 def random_hf_model(args):
-    import torch
-    from timm_reference import import_timm
+    from timm_reference import import_timm, perturbed_hf_model
     import_timm()  # loads torchvision as transformers will, also on a CPU-only torch build
     from transformers import ViTConfig, ViTForImageClassification
 
-    torch.manual_seed(args.seed)
     config = ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                        intermediate_size=128, image_size=args.image_size,
                        patch_size=args.patch_size, num_labels=5, hidden_act=args.hidden_act)
-    model = ViTForImageClassification._from_config(config, attn_implementation="eager").eval()
-    with torch.no_grad():
-        for _, p in model.named_parameters():
-            p.add_(args.perturb * torch.randn_like(p))  # no exact zeros/ones hide a layout slip
-    return model
+    return perturbed_hf_model(ViTForImageClassification, config, args.seed, args.perturb)
 
 
 def main(argv=None) -> int:

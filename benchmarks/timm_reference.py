@@ -1,5 +1,5 @@
-"""timm as the reference for `parity_vit.py` and `parity_mixer.py`: importing it, copying flax
-arrays into its modules by name, and the pass/fail figure both scripts print.
+"""timm and transformers as references for the parity scripts: importing timm, a perturbed random
+transformers model, copying flax arrays into timm modules by name, and the pass/fail figure.
 
   pip install -e '.[parity]'   # torch, transformers, timm (timm pulls torchvision)
 """
@@ -35,6 +35,20 @@ def import_timm():
     print("note: torchvision's compiled ops do not load with this torch build; timm imported "
           "without them (it does not use them)")
     return timm
+
+
+def perturbed_hf_model(model_class, config, seed: int, scale: float = 0.05):
+    """A transformers `model_class` built from `config` with eager attention (the plain reference
+    maths) in eval mode, every weight moved by `scale` x N(0, 1) under `seed`: no exact zero bias
+    or unit LayerNorm is left to hide a transposed kernel. Call `import_timm()` before importing
+    `model_class` from transformers."""
+    import torch
+    torch.manual_seed(seed)
+    model = model_class._from_config(config, attn_implementation="eager").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return model
 
 
 def conv(kernel: np.ndarray):
