@@ -17,8 +17,9 @@ import numpy as np
 from tessera import fileio
 from tessera.models.owlvit import checkpoint
 from tessera.models.owlvit.checkpoint import TEXT, VISUAL, OwlViTCheckpointError
-from tessera.models.siglip.hf import (CONFIG, INDEX, WEIGHTS, check_tensors, is_hf_checkpoint,
-                                      norm_rows, read_safetensors, to_big_vision, to_hugging_face)
+from tessera.models.siglip.hf import (CONFIG, INDEX, SCENIC_CLIP_LAYER, WEIGHTS, check_tensors,
+                                      encoder_rows, is_hf_checkpoint, linear_rows, norm_rows,
+                                      read_safetensors, to_big_vision, to_hugging_face)
 
 __all__ = ["CONFIG", "INDEX", "WEIGHTS", "is_hf_checkpoint", "load_params", "read_hf_flat",
            "write_hf_checkpoint"]
@@ -51,31 +52,6 @@ def read_config(directory: str) -> tuple[dict, dict, int]:
     return vision, text, int(config.get("projection_dim") or PROJECTION_DIM)
 
 
-def _encoder_rows(hf: str, scenic: str, tower: dict) -> list:
-    width, mlp = tower["hidden_size"], tower["intermediate_size"]
-    rows = []
-    for i in range(tower["num_hidden_layers"]):
-        src, dst = f"{hf}layers.{i}.", f"{scenic}transformer/resblocks_{i}/"
-        rows += norm_rows(src + "layer_norm1.", dst + "ln_0/", width)
-        rows += norm_rows(src + "layer_norm2.", dst + "ln_1/", width)
-        for name, short in (("query", "q"), ("key", "k"), ("value", "v")):
-            rows += [(f"{src}self_attn.{short}_proj.weight", f"{dst}attn/{name}/kernel", "attn_in",
-                      (width, width)),
-                     (f"{src}self_attn.{short}_proj.bias", f"{dst}attn/{name}/bias", "attn_bias",
-                      (width,))]
-        rows += [(src + "self_attn.out_proj.weight", dst + "attn/out/kernel", "attn_out",
-                  (width, width)),
-                 (src + "self_attn.out_proj.bias", dst + "attn/out/bias", "same", (width,))]
-        rows += _linear_rows(src + "mlp.fc1.", dst + "mlp/c_fc/", width, mlp)
-        rows += _linear_rows(src + "mlp.fc2.", dst + "mlp/c_proj/", mlp, width)
-    return rows
-
-
-def _linear_rows(hf: str, scenic: str, n_in: int, n_out: int) -> list:
-    return [(hf + "weight", scenic + "kernel", "linear", (n_out, n_in)),
-            (hf + "bias", scenic + "bias", "same", (n_out,))]
-
-
 def _table(vision: dict, text: dict, projection: int) -> list[tuple[str, str | None, str, tuple]]:
     """(HF name, scenic name or None if unused, layout kind, HF shape) for every tensor."""
     w, p, c = vision["hidden_size"], vision["patch_size"], vision["num_channels"]
@@ -86,23 +62,23 @@ def _table(vision: dict, text: dict, projection: int) -> list[tuple[str, str | N
             (emb + "patch_embedding.weight", VISUAL + "conv1/kernel", "conv", (w, c, p, p)),
             (emb + "position_embedding.weight", VISUAL + "positional_embedding", "same", (n, w))]
     rows += norm_rows("owlvit.vision_model.pre_layernorm.", VISUAL + "ln_pre/", w)
-    rows += _encoder_rows("owlvit.vision_model.encoder.", VISUAL, vision)
+    rows += encoder_rows("owlvit.vision_model.encoder.", VISUAL, vision, SCENIC_CLIP_LAYER)
     rows += norm_rows("owlvit.vision_model.post_layernorm.", VISUAL + "ln_post/", w)
     rows += [("owlvit.text_model.embeddings.token_embedding.weight",
               TEXT + "token_embedding/embedding", "same", (v, t)),
              ("owlvit.text_model.embeddings.position_embedding.weight",
               TEXT + "positional_embedding", "same", (length, t))]
-    rows += _encoder_rows("owlvit.text_model.encoder.", TEXT, text)
+    rows += encoder_rows("owlvit.text_model.encoder.", TEXT, text, SCENIC_CLIP_LAYER)
     rows += norm_rows("owlvit.text_model.final_layer_norm.", TEXT + "ln_final/", t)
     rows += [("owlvit.text_projection.weight", TEXT + "text_projection/kernel", "linear",
               (projection, t)),
              (UNUSED[0], None, "same", (projection, w)), (UNUSED[1], None, "same", ())]
     rows += norm_rows("layer_norm.", "backbone/merged_class_token/", w)
-    rows += _linear_rows("class_head.dense0.", "class_head/Dense_0/", w, t)  # HF: text width
-    rows += _linear_rows("class_head.logit_shift.", "class_head/logit_shift/", w, 1)
-    rows += _linear_rows("class_head.logit_scale.", "class_head/logit_scale/", w, 1)
+    rows += linear_rows("class_head.dense0.", "class_head/Dense_0/", w, t)  # HF: text width
+    rows += linear_rows("class_head.logit_shift.", "class_head/logit_shift/", w, 1)
+    rows += linear_rows("class_head.logit_scale.", "class_head/logit_scale/", w, 1)
     for i, out in enumerate((w, w, 4)):
-        rows += _linear_rows(f"box_head.dense{i}.", f"obj_box_head/Dense_{i}/", w, out)
+        rows += linear_rows(f"box_head.dense{i}.", f"obj_box_head/Dense_{i}/", w, out)
     return rows
 
 

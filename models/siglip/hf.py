@@ -120,27 +120,40 @@ def norm_rows(hf: str, bv: str, width: int) -> list:
 
 
 def mlp_rows(hf: str, bv: str, width: int, mlp: int) -> list:
-    return [(hf + "fc1.weight", bv + "Dense_0/kernel", "linear", (mlp, width)),
-            (hf + "fc1.bias", bv + "Dense_0/bias", "same", (mlp,)),
-            (hf + "fc2.weight", bv + "Dense_1/kernel", "linear", (width, mlp)),
-            (hf + "fc2.bias", bv + "Dense_1/bias", "same", (width,))]
+    return linear_rows(hf + "fc1.", bv + "Dense_0/", width, mlp) + linear_rows(hf + "fc2.", bv + "Dense_1/", mlp, width)
 
 
-def encoder_rows(hf: str, bv: str, tower: dict) -> list:
+# Where one encoder layer's parts live in a flax checkpoint: big_vision's ViT, or scenic's CLIP
+# (OWL-ViT); the HF side is the same CLIP-style layer for both.
+BIG_VISION_LAYER = {"layer": "encoderblock_{i}/", "norms": ("LayerNorm_0/", "LayerNorm_1/"),
+                    "attn": "MultiHeadDotProductAttention_0/",
+                    "mlp": ("MlpBlock_0/Dense_0/", "MlpBlock_0/Dense_1/")}
+SCENIC_CLIP_LAYER = {"layer": "transformer/resblocks_{i}/", "norms": ("ln_0/", "ln_1/"), "attn": "attn/",
+                     "mlp": ("mlp/c_fc/", "mlp/c_proj/")}
+
+
+def encoder_rows(hf: str, flax: str, tower: dict, layout: dict = BIG_VISION_LAYER) -> list:
+    """Rows of every encoder layer of an HF CLIP-style tower, named as `layout` places them."""
     width, mlp = tower["hidden_size"], tower["intermediate_size"]
     rows = []
     for i in range(tower["num_hidden_layers"]):
-        src, dst = f"{hf}layers.{i}.", f"{bv}encoderblock_{i}/"
-        rows += norm_rows(src + "layer_norm1.", dst + "LayerNorm_0/", width)
-        rows += norm_rows(src + "layer_norm2.", dst + "LayerNorm_1/", width)
-        attn = dst + "MultiHeadDotProductAttention_0/"
+        src, dst = f"{hf}layers.{i}.", flax + layout["layer"].format(i=i)
+        rows += norm_rows(src + "layer_norm1.", dst + layout["norms"][0], width)
+        rows += norm_rows(src + "layer_norm2.", dst + layout["norms"][1], width)
+        attn = dst + layout["attn"]
         for name, short in (("query", "q"), ("key", "k"), ("value", "v")):
             rows += [(f"{src}self_attn.{short}_proj.weight", f"{attn}{name}/kernel", "attn_in", (width, width)),
                      (f"{src}self_attn.{short}_proj.bias", f"{attn}{name}/bias", "attn_bias", (width,))]
         rows += [(src + "self_attn.out_proj.weight", attn + "out/kernel", "attn_out", (width, width)),
                  (src + "self_attn.out_proj.bias", attn + "out/bias", "same", (width,))]
-        rows += mlp_rows(src + "mlp.", dst + "MlpBlock_0/", width, mlp)
+        rows += linear_rows(src + "mlp.fc1.", dst + layout["mlp"][0], width, mlp)
+        rows += linear_rows(src + "mlp.fc2.", dst + layout["mlp"][1], mlp, width)
     return rows
+
+
+def linear_rows(hf: str, flax: str, n_in: int, n_out: int) -> list:
+    return [(hf + "weight", flax + "kernel", "linear", (n_out, n_in)),
+            (hf + "bias", flax + "bias", "same", (n_out,))]
 
 
 def to_big_vision(kind: str, x: np.ndarray, heads: int, bv: str) -> dict[str, np.ndarray]:
