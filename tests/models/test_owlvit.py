@@ -11,7 +11,6 @@ import pickle
 import numpy as np
 import pytest
 from flax import serialization
-from safetensors.numpy import load_file, save_file
 
 from tessera.models import owlvit, registry
 from tessera.models.owlvit import checkpoint, configs, hf, inference, model, tiny, tokenizer
@@ -19,6 +18,7 @@ from tessera.models.owlvit.checkpoint import OwlViTCheckpointError
 from tessera.models.paligemma.checkpoint import flatten
 from tessera.pipelines import label
 from tessera.schemas.labels import Box, LabelRequest
+from tests.fixtures.hf_dirs import assert_same_flat, edited_copy
 from tests.fixtures.trees import leaves, same_arrays
 from tests.fixtures.image_classifier import (LOCAL, SIZES, dead_letters, label_rows,
                                             lose_rows_and_resume, write_corpus)
@@ -210,22 +210,8 @@ def test_hf_directory_loads_to_the_same_tree_as_the_scenic_checkpoint(both):
     assert (cfg_b.exact_gelu, cfg_b.merged_norm_eps) == (True, 1e-5)  # HF's port
     assert cfg_b == configs.OwlViTConfig(**{**cfg_a.__dict__, "exact_gelu": True,
                                             "merged_norm_eps": 1e-5})
-    fa, fb = flatten(a), flatten(b)
-    assert sorted(fa) == sorted(fb)
-    for key in fa:
-        np.testing.assert_array_equal(fa[key], fb[key], err_msg=key)
+    assert_same_flat(flatten(a), flatten(b))
     assert owlvit.resolve(both[1]) == (both[1], os.path.join(both[1], "tokenizer.json"))
-
-
-def _copy_hf(hf_dir, tmp_path, edit) -> str:
-    out = tmp_path / "edited"
-    out.mkdir()
-    for name in ("config.json", "tokenizer.json"):
-        (out / name).write_bytes(open(os.path.join(hf_dir, name), "rb").read())
-    tensors = load_file(os.path.join(hf_dir, hf.WEIGHTS))
-    edit(tensors)
-    save_file(tensors, str(out / hf.WEIGHTS))
-    return str(out)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -237,7 +223,7 @@ def _copy_hf(hf_dir, tmp_path, edit) -> str:
      "unexpected owlvit.vision_model.extra.weight"),
 ])
 def test_a_wrong_hf_tensor_is_named_in_hf_terms(both, tmp_path, edit, message):
-    path = _copy_hf(both[1], tmp_path, edit)
+    path = edited_copy(both[1], tmp_path, edit, files=("config.json", "tokenizer.json"))
     with pytest.raises(OwlViTCheckpointError) as err:
         registry.load(f"owlvit:{path}")
     assert message in str(err.value) and "\n" not in str(err.value)

@@ -13,6 +13,7 @@ from safetensors.numpy import load_file, save_file
 from tessera.models.paligemma.checkpoint import flatten
 from tessera.models.siglip import checkpoint, hf, tiny
 from tessera.pipelines import label
+from tests.fixtures.hf_dirs import assert_same_flat, edited_copy
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +26,7 @@ def test_hf_directory_loads_to_the_same_tree_as_the_big_vision_npz(both):
     npz, hf_dir = both
     (a, cfg_a), (b, cfg_b) = checkpoint.load_checkpoint(npz), hf.load_params(hf_dir)
     assert cfg_a == cfg_b
-    fa, fb = flatten(a), flatten(b)
-    assert sorted(fa) == sorted(fb)
-    for key in fa:
-        np.testing.assert_array_equal(fa[key], fb[key], err_msg=key)
-
-
-def _copy(hf_dir, tmp_path, edit) -> str:
-    out = tmp_path / "edited"
-    out.mkdir()
-    for name in (hf.CONFIG, hf.TOKENIZER):
-        (out / name).write_bytes(open(os.path.join(hf_dir, name), "rb").read())
-    tensors = load_file(os.path.join(hf_dir, hf.WEIGHTS))
-    edit(tensors)
-    save_file(tensors, str(out / hf.WEIGHTS))
-    return str(out)
+    assert_same_flat(flatten(a), flatten(b))
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -51,7 +38,7 @@ def _copy(hf_dir, tmp_path, edit) -> str:
      "unexpected vision_model.extra.weight"),
 ])
 def test_a_wrong_tensor_is_named_in_hf_terms(both, tmp_path, edit, message):
-    path = _copy(both[1], tmp_path, edit)
+    path = edited_copy(both[1], tmp_path, edit, files=(hf.CONFIG, hf.TOKENIZER))
     with pytest.raises(checkpoint.SiglipCheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")):
         hf.load_params(path)
 

@@ -3,14 +3,13 @@ files: same tree, HF-named errors, exact GELU and eps 1e-12, `tessera label` end
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
 from tessera.models import registry
 from tessera.models.image_classifier import TINY_CLASSES, ClassifierCheckpointError
@@ -18,6 +17,7 @@ from tessera.models.paligemma import siglip
 from tessera.models.paligemma.checkpoint import flatten
 from tessera.models.vit import checkpoint, configs, hf
 from tessera.models.vit.tiny import write_tiny_checkpoint, write_tiny_hf
+from tests.fixtures.hf_dirs import assert_same_flat, edited_copy
 from tests.fixtures.image_classifier import check_label_end_to_end
 
 
@@ -36,10 +36,7 @@ def test_hf_directory_loads_to_the_same_tree_as_the_npz(both):
     (a, cfg_a), (b, cfg_b, names) = checkpoint.load_checkpoint(npz), hf.load_params(hf_dir)
     assert cfg_b == dataclasses.replace(cfg_a, gelu_approximate=False, layer_norm_eps=1e-12)
     assert names == TINY_CLASSES  # from config.json id2label
-    fa, fb = flatten(a), flatten(b)
-    assert sorted(fa) == sorted(fb)
-    for key in fa:
-        np.testing.assert_array_equal(fa[key], fb[key], err_msg=key)
+    assert_same_flat(flatten(a), flatten(b))
 
 
 def test_hf_tensors_have_hf_layouts(tmp_path):
@@ -71,19 +68,6 @@ def test_hf_tensors_have_hf_layouts(tmp_path):
         np.testing.assert_array_equal(t[name], value, err_msg=name)
 
 
-def _copy(hf_dir, tmp_path, edit, config_edit=None) -> str:
-    out = tmp_path / "edited"
-    out.mkdir()
-    config = json.loads(open(os.path.join(hf_dir, hf.CONFIG)).read())
-    if config_edit:
-        config_edit(config)
-    (out / hf.CONFIG).write_text(json.dumps(config))
-    tensors = load_file(os.path.join(hf_dir, hf.WEIGHTS))
-    edit(tensors)
-    save_file(tensors, str(out / hf.WEIGHTS))
-    return str(out)
-
-
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.pop("vit.encoder.layer.1.intermediate.dense.weight"),
      "missing vit.encoder.layer.1.intermediate.dense.weight"),
@@ -97,7 +81,7 @@ def _copy(hf_dir, tmp_path, edit, config_edit=None) -> str:
      "unexpected vit.embeddings.mask_token"),
 ])
 def test_a_wrong_tensor_is_named_in_hf_terms(both, tmp_path, edit, message):
-    path = _copy(both[1], tmp_path, edit)
+    path = edited_copy(both[1], tmp_path, edit)
     with pytest.raises(ClassifierCheckpointError, match=re.escape(message)):
         hf.load_params(path)
 
@@ -108,7 +92,7 @@ def test_a_wrong_tensor_is_named_in_hf_terms(both, tmp_path, edit, message):
     (lambda c: c.update(image_size=40), "wrong shape vit.embeddings.position_embeddings"),
 ])
 def test_a_config_that_does_not_fit_is_named(both, tmp_path, config_edit, message):
-    path = _copy(both[1], tmp_path, lambda t: None, config_edit)
+    path = edited_copy(both[1], tmp_path, lambda t: None, config_edit=config_edit)
     with pytest.raises(ClassifierCheckpointError, match=message):
         hf.load_params(path)
 
@@ -116,7 +100,7 @@ def test_a_config_that_does_not_fit_is_named(both, tmp_path, config_edit, messag
 def test_unused_pooler_is_skipped_and_a_vit_model_pooler_is_pre_logits(both, tmp_path):
     pooler = {"pooler.dense.weight": np.eye(32, dtype=np.float32)[::-1].copy(),
               "pooler.dense.bias": np.full(32, 0.5, np.float32)}
-    classifier = _copy(both[1], tmp_path, lambda t: t.update(
+    classifier = edited_copy(both[1], tmp_path, lambda t: t.update(
         {"vit." + k: v for k, v in pooler.items()}))
     reference = flatten(hf.load_params(both[1])[0])
     assert flatten(hf.load_params(classifier)[0]).keys() == reference.keys()
@@ -128,7 +112,7 @@ def test_unused_pooler_is_skipped_and_a_vit_model_pooler_is_pre_logits(both, tmp
                 t[key[4:]] = value
         t.update(pooler)
     os.rename(classifier, str(tmp_path / "classifier"))
-    params, cfg, names = hf.load_params(_copy(both[1], tmp_path, to_vit_model))
+    params, cfg, names = hf.load_params(edited_copy(both[1], tmp_path, to_vit_model))
     assert (cfg.num_classes, cfg.representation_size, names) == (0, 32, ())
     np.testing.assert_array_equal(params["pre_logits"]["kernel"], pooler["pooler.dense.weight"].T)
 
