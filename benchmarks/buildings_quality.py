@@ -124,11 +124,9 @@ def main(argv=None) -> int:
         raise SystemExit(f"seeds {leaked} were used in training; pick unseen seeds")
     t0 = time.time()
     if args.mode == "direct":
-        card = unet.card_defaults(args.model)
-        min_confidence = card["min_confidence"] if args.min_confidence is None else args.min_confidence
-        threshold = card["threshold"] if args.threshold is None else args.threshold
-        per_scene, pooled = direct(seeds, args.size, args.model, threshold, args.core_threshold,
-                                   min_confidence)
+        used = unet.inference_thresholds(args.model, args.threshold, args.min_confidence)
+        per_scene, pooled = direct(seeds, args.size, args.model, used["threshold"], args.core_threshold,
+                                   used["min_confidence"])
     else:
         with tempfile.TemporaryDirectory() as tmp:
             per_scene, pooled = pipeline(seeds, args.size, args.model, tmp)

@@ -204,6 +204,15 @@ def card_defaults(path: str | None) -> dict[str, float]:
     return {k: float(v) for k, v in values.items()}
 
 
+def inference_thresholds(path: str | None, threshold: float | None = None,
+                         min_confidence: float | None = None) -> dict[str, float]:
+    """`threshold` and `min_confidence` as given, each one not given (None) from the model's card
+    (`card_defaults`); the card is read only when one is missing."""
+    given = {"threshold": threshold, "min_confidence": min_confidence}
+    card = card_defaults(path) if None in given.values() else {}
+    return {k: card[k] if v is None else v for k, v in given.items()}
+
+
 def write_tiny(directory: str, seed: int = 0) -> str:
     """The tiny variant (TINY_CONFIG: ~2k parameters, two poolings) as a real msgpack checkpoint."""
     from tessera import fileio

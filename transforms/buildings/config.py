@@ -105,11 +105,9 @@ class BuildingsConfig:
         given, so the manifest (and the rerun check) records the numbers the run used."""
         if self.min_confidence is not None and self.threshold is not None:
             return self
-        from tessera.models.unet import card_defaults
-        card = card_defaults(self.model_spec.path)
-        return dataclasses.replace(
-            self, min_confidence=card["min_confidence"] if self.min_confidence is None else self.min_confidence,
-            threshold=card["threshold"] if self.threshold is None else self.threshold)
+        from tessera.models.unet import inference_thresholds
+        return dataclasses.replace(self, **inference_thresholds(self.model_spec.path, self.threshold,
+                                                                self.min_confidence))
 
 
 
