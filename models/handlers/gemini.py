@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from apache_beam.ml.inference.gemini_inference import GeminiModelHandler
 
+from tessera.models.handlers.label_base import LabelHandlerMixin
 from tessera.schemas.labels import LabelRequest, LabelResult
 
 RETRIABLE_CODES = (429, 500, 502, 503, 504)
@@ -36,8 +37,10 @@ def _status(error: Exception) -> int | None:
     return getattr(error, "code", None)
 
 
-class GeminiLabelHandler(GeminiModelHandler):
+class GeminiLabelHandler(LabelHandlerMixin, GeminiModelHandler):
     """LabelRequest in, LabelResult out: one Gemini request per image."""
+
+    METRICS_NAMESPACE = "label_gemini"
 
     def __init__(self, model_name: str, *, prompt: str = "", max_batch_size: int = 8,
                  concurrency: int = 8, max_attempts: int = 5, first_delay_s: float = 1.0,
@@ -82,12 +85,6 @@ class GeminiLabelHandler(GeminiModelHandler):
                                    error=f"gemini_empty: no text in the answer ({reason})")
             return LabelResult(key=request.key, model=name, prompt=prompt, text=text)
         raise AssertionError("unreachable")
-
-    def get_metrics_namespace(self) -> str:
-        return "label_gemini"
-
-    def get_num_bytes(self, batch: Sequence[LabelRequest]) -> int:
-        return sum(int(r.image.nbytes) for r in batch)
 
 
 def _finish_reason(response) -> str:

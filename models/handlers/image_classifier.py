@@ -18,10 +18,11 @@ from apache_beam.ml.inference.base import ModelHandler
 
 from tessera.models.image_classifier import ImageClassifier
 from tessera.models.paligemma.preprocess import check_image
+from tessera.models.handlers.label_base import LabelHandlerMixin
 from tessera.schemas.labels import Box, LabelRequest, LabelResult
 
 
-class ImageClassifierHandler(ModelHandler[LabelRequest, LabelResult, ImageClassifier]):
+class ImageClassifierHandler(LabelHandlerMixin, ModelHandler[LabelRequest, LabelResult, ImageClassifier]):
     """LabelRequest -> logits and pre-logits -> LabelResult.
 
     Args:
@@ -33,6 +34,8 @@ class ImageClassifierHandler(ModelHandler[LabelRequest, LabelResult, ImageClassi
       embeddings: also return each image's embedding.
       load_kwargs: family-specific options for `load_fn` (V-MoE: capacity_ratio).
     """
+
+    METRICS_NAMESPACE = "tessera_image_classifier"
 
     def __init__(self, load_fn: Callable[..., ImageClassifier], path: str, *,
                  class_names: Sequence[str] = (), top_k: int = 5, embeddings: bool = False,
@@ -58,15 +61,6 @@ class ImageClassifierHandler(ModelHandler[LabelRequest, LabelResult, ImageClassi
                       inference_args: dict[str, Any] | None = None) -> Iterable[LabelResult]:
         return whole_image_results(batch, self.model_name, model.predict, model.top_classes,
                                    self.top_k, self.embeddings)
-
-    def get_num_bytes(self, batch: Sequence[LabelRequest]) -> int:
-        return sum(getattr(r.image, "nbytes", 0) for r in batch)
-
-    def get_metrics_namespace(self) -> str:
-        return "tessera_image_classifier"
-
-    def get_resource_hints(self) -> dict:
-        return {"accelerator": self._accelerator} if self._accelerator else {}
 
 
 def whole_image_results(batch: Sequence[LabelRequest], model_name: str, predict: Callable,

@@ -10,12 +10,15 @@ from typing import Any, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler
 
+from tessera.models.handlers.label_base import LabelHandlerMixin
 from tessera.models.ocr import MODEL_NAME, Model, lines_to_result, load
 from tessera.schemas.labels import LabelRequest, LabelResult
 
 
-class OcrModelHandler(ModelHandler[LabelRequest, LabelResult, Model]):
+class OcrModelHandler(LabelHandlerMixin, ModelHandler[LabelRequest, LabelResult, Model]):
     """RunInference handler: LabelRequest in, LabelResult out (failures as `error`, not raised)."""
+
+    METRICS_NAMESPACE = "label_ocr"
 
     def __init__(self, *, accelerator: str | None = None, num_threads: int = -1,
                  min_batch_size: int = 1, max_batch_size: int = 16, **engine_kwargs):
@@ -42,12 +45,3 @@ class OcrModelHandler(ModelHandler[LabelRequest, LabelResult, Model]):
                 continue
             results.append(lines_to_result(request.key, request.prompt, lines))
         return results
-
-    def get_num_bytes(self, batch: Sequence[LabelRequest]) -> int:
-        return sum(int(r.image.nbytes) for r in batch)  # the default pickles the whole batch
-
-    def get_metrics_namespace(self) -> str:
-        return "label_ocr"
-
-    def get_resource_hints(self) -> dict:
-        return {"accelerator": self._accelerator} if self._accelerator else {}

@@ -19,6 +19,7 @@ from apache_beam.ml.inference.base import ModelHandler
 from tessera.models.owlvit.inference import Detector
 from tessera.models.paligemma.preprocess import check_image
 from tessera.models.siglip.zero_shot import class_prompts
+from tessera.models.handlers.label_base import LabelHandlerMixin
 from tessera.schemas.labels import LabelRequest, LabelResult
 
 
@@ -30,7 +31,7 @@ class QueryDetector:
     queries: np.ndarray
 
 
-class OwlViTHandler(ModelHandler[LabelRequest, LabelResult, QueryDetector]):
+class OwlViTHandler(LabelHandlerMixin, ModelHandler[LabelRequest, LabelResult, QueryDetector]):
     """LabelRequest -> per-token class logits and boxes -> LabelResult.
 
     Args:
@@ -40,6 +41,8 @@ class OwlViTHandler(ModelHandler[LabelRequest, LabelResult, QueryDetector]):
       min_score: boxes whose best query scores lower are dropped.
       max_boxes: boxes kept per image, best first.
     """
+
+    METRICS_NAMESPACE = "tessera_owlvit"
 
     def __init__(self, checkpoint_path: str, tokenizer_path: str, *, queries: Sequence[str],
                  template: str = "", min_score: float = 0.1, max_boxes: int = 100,
@@ -85,12 +88,3 @@ class OwlViTHandler(ModelHandler[LabelRequest, LabelResult, QueryDetector]):
             results[i] = LabelResult(request.key, self.model_name, request.prompt,
                                      boxes[0].label if boxes else "", boxes)
         return results
-
-    def get_num_bytes(self, batch: Sequence[LabelRequest]) -> int:
-        return sum(getattr(r.image, "nbytes", 0) for r in batch)
-
-    def get_metrics_namespace(self) -> str:
-        return "tessera_owlvit"
-
-    def get_resource_hints(self) -> dict:
-        return {"accelerator": self._accelerator} if self._accelerator else {}

@@ -16,9 +16,10 @@ from tessera.models.paligemma.inference import PaliGemma
 from tessera.models.paligemma.paths import resolve_paths
 from tessera.models.paligemma.postprocess import box_scores, parse_objects
 from tessera.models.paligemma.preprocess import check_image
+from tessera.models.handlers.label_base import LabelHandlerMixin
 from tessera.schemas.labels import LabelRequest, LabelResult
 
-class PaliGemmaModelHandler(ModelHandler[LabelRequest, LabelResult, PaliGemma]):
+class PaliGemmaModelHandler(LabelHandlerMixin, ModelHandler[LabelRequest, LabelResult, PaliGemma]):
     """Labels images with a PaliGemma checkpoint; `LabelRequest` in, `LabelResult` out.
 
     Args:
@@ -34,6 +35,8 @@ class PaliGemmaModelHandler(ModelHandler[LabelRequest, LabelResult, PaliGemma]):
       accelerator: Beam resource hint, e.g. "type:nvidia-l4;count:1;install-nvidia-driver".
       share_across_processes: one copy per worker machine (the 3B model is ~6-12 GB).
     """
+
+    METRICS_NAMESPACE = "tessera_paligemma"
 
     def __init__(self, checkpoint_path: str, tokenizer_path: str, *, resolution: int | None = None,
                  max_decode_len: int = 64, batch_size: int = 8, max_prompt_len: int = 128,
@@ -90,12 +93,3 @@ class PaliGemmaModelHandler(ModelHandler[LabelRequest, LabelResult, PaliGemma]):
             results[i] = LabelResult(batch[i].key, self.model_name, prompt, gen.text,
                                      tuple(o.box for o in objects), None)
         return results
-
-    def get_num_bytes(self, batch: Sequence[LabelRequest]) -> int:
-        return sum(getattr(r.image, "nbytes", 0) for r in batch)
-
-    def get_metrics_namespace(self) -> str:
-        return "tessera_paligemma"
-
-    def get_resource_hints(self) -> dict:
-        return {"accelerator": self._accelerator} if self._accelerator else {}

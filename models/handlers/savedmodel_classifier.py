@@ -12,6 +12,7 @@ from apache_beam.ml.inference.base import ModelHandler
 
 from tessera.models.handlers.tf_savedmodel import SavedModelHandler
 from tessera.models.savedmodel_classifier import Model, describe, preprocess, top_k
+from tessera.models.handlers.label_base import LabelHandlerMixin
 from tessera.schemas.labels import Box, LabelRequest, LabelResult
 
 
@@ -24,8 +25,10 @@ def load(path: str) -> Model:
     return model
 
 
-class SavedModelClassifierHandler(ModelHandler[LabelRequest, LabelResult, Model]):
+class SavedModelClassifierHandler(LabelHandlerMixin, ModelHandler[LabelRequest, LabelResult, Model]):
     """RunInference handler: LabelRequest -> resized tensor -> top-k classes -> LabelResult."""
+
+    METRICS_NAMESPACE = "label_savedmodel"
 
     def __init__(self, path: str, *, top_k: int = 5, value_range: tuple[float, float] = (0.0, 1.0),
                  accelerator: str | None = None, min_batch_size: int = 1,
@@ -59,12 +62,3 @@ class SavedModelClassifierHandler(ModelHandler[LabelRequest, LabelResult, Model]
             results.append(LabelResult(key=request.key, model=self.model_name,
                                        prompt=request.prompt, text=boxes[0].label, boxes=boxes))
         return results
-
-    def get_num_bytes(self, batch: Sequence[LabelRequest]) -> int:
-        return sum(int(r.image.nbytes) for r in batch)
-
-    def get_metrics_namespace(self) -> str:
-        return "label_savedmodel"
-
-    def get_resource_hints(self) -> dict:
-        return {"accelerator": self._accelerator} if self._accelerator else {}

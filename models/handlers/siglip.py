@@ -18,10 +18,11 @@ from tessera.models.handlers.image_classifier import whole_image_results
 from tessera.models.siglip import resolve
 from tessera.models.siglip.inference import TwoTowerModel
 from tessera.models.siglip.zero_shot import ZeroShotClassifier, top_classes
+from tessera.models.handlers.label_base import LabelHandlerMixin
 from tessera.schemas.labels import LabelRequest, LabelResult
 
 
-class ZeroShotHandler(ModelHandler[LabelRequest, LabelResult, ZeroShotClassifier]):
+class ZeroShotHandler(LabelHandlerMixin, ModelHandler[LabelRequest, LabelResult, ZeroShotClassifier]):
     """LabelRequest -> image embedding -> class scores -> LabelResult.
 
     Args:
@@ -32,6 +33,8 @@ class ZeroShotHandler(ModelHandler[LabelRequest, LabelResult, ZeroShotClassifier
       top_k: classes kept per image.
       embeddings: also return each image's embedding.
     """
+
+    METRICS_NAMESPACE = "tessera_siglip"
 
     def __init__(self, checkpoint_path: str, tokenizer_path: str, *, scoring: str = "sigmoid",
                  class_names: Sequence[str] = (), template: str = "", top_k: int = 5,
@@ -63,12 +66,3 @@ class ZeroShotHandler(ModelHandler[LabelRequest, LabelResult, ZeroShotClassifier
         return whole_image_results(batch, self.model_name, model.predict,
                                    lambda row, k: top_classes(row, model.class_names, k),
                                    self.top_k, self.embeddings)
-
-    def get_num_bytes(self, batch: Sequence[LabelRequest]) -> int:
-        return sum(getattr(r.image, "nbytes", 0) for r in batch)
-
-    def get_metrics_namespace(self) -> str:
-        return "tessera_siglip"
-
-    def get_resource_hints(self) -> dict:
-        return {"accelerator": self._accelerator} if self._accelerator else {}
