@@ -128,9 +128,11 @@ def main(argv=None) -> int:
         per_scene, pooled = direct(seeds, args.size, args.model, used["threshold"], args.core_threshold,
                                    used["min_confidence"])
     else:
+        used = unet.inference_thresholds(args.model)  # what `tessera buildings` runs with by default
         with tempfile.TemporaryDirectory() as tmp:
             per_scene, pooled = pipeline(seeds, args.size, args.model, tmp)
-    result = {"mode": args.mode, "seeds": args.seeds, "min_confidence": args.min_confidence, "size": args.size, "model": os.path.relpath(args.model, ROOT),
+    result = {"mode": args.mode, "seeds": args.seeds, **used, "size": args.size,
+              "model": os.path.relpath(args.model, ROOT),
               "pooled": _round(pooled), "targets": {"f1": 0.85, "ap50": 0.80},
               "seconds": round(time.time() - t0, 1)}
     f1 = pooled["f1"]
