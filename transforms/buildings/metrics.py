@@ -139,3 +139,20 @@ def thresholds_for_precision(curve: list[dict], targets=PRECISION_TARGETS) -> di
         hits = [p for p in curve if p["n_predictions"] and p["precision"] >= target]
         out[f"{target:.2f}"] = min(hits, key=lambda p: p["min_confidence"]) if hits else None
     return out
+
+
+def pixel_average_precision(probabilities, is_building) -> float:
+    """Average precision of a probability map as a ranking of building pixels (sum over distinct
+    probabilities of recall gained x precision there; sklearn's definition). It scores the model's
+    pixels apart from how they become instances. NaN when no pixel is a building."""
+    scores = np.asarray(probabilities, dtype=np.float64).ravel()
+    truth = np.asarray(is_building, dtype=bool).ravel()
+    if not truth.any():
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    scores, truth = scores[order], truth[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+    tp = np.cumsum(truth)[last_of_tie]
+    precision = tp / (last_of_tie + 1)
+    recall_gain = np.diff(np.r_[0, tp]) / truth.sum()
+    return float(np.sum(recall_gain * precision))
