@@ -1,4 +1,4 @@
-"""`tessera buildings-eval`: AP50 and precision / recall / F1 at IoU 0.5 of predicted buildings.
+"""`tessera buildings-eval`: AP50 and precision / recall / F1 at IoU 0.5 (`--iou`) of predicted buildings.
 
 Reads the predictions `tessera buildings` wrote (GeoParquet files anywhere under DIR, or the
 `--format csv` variant, *.csv.gz with WKT geometry) and a label file geopandas can read, projects
@@ -69,7 +69,13 @@ def read_labels(path: str):
     return read_vectors(path)
 
 
-def evaluate_frames(preds, labels, crs, min_confidence: float = 0.0) -> tuple[dict, dict]:
+def ap_name(iou: float) -> str:
+    """The metrics key of average precision at one IoU: ap50 at 0.5, ap10 at 0.1, ..."""
+    return f"ap{iou * 100:g}"
+
+
+def evaluate_frames(preds, labels, crs, min_confidence: float = 0.0,
+                    iou: float = buildings_metrics.IOU_THRESHOLD) -> tuple[dict, dict]:
     """Metrics of prediction/label GeoDataFrames compared in `crs`; also the per-polygon outcome.
 
     The precision-recall curve over --min-confidence (and the thresholds reaching 80/85/90%
@@ -77,11 +83,12 @@ def evaluate_frames(preds, labels, crs, min_confidence: float = 0.0) -> tuple[di
     """
     all_preds, labels = preds.to_crs(crs), labels.to_crs(crs)
     curve = buildings_metrics.precision_recall_curve(list(all_preds.geometry), list(all_preds["confidence"]),
-                                                     list(labels.geometry))
+                                                     list(labels.geometry), iou_threshold=iou)
     preds = all_preds[all_preds["confidence"] >= min_confidence]
     p, g = list(preds.geometry), list(labels.geometry)
-    metrics = buildings_metrics.evaluate(p, list(preds["confidence"]), g)
-    matches = buildings_metrics.match_one_to_one(buildings_metrics.iou_pairs(p, g))
+    metrics = buildings_metrics.evaluate(p, list(preds["confidence"]), g, threshold=iou)
+    metrics[ap_name(iou)] = metrics.pop("ap50")  # AP at the IoU asked for, named after it
+    matches = buildings_metrics.match_one_to_one(buildings_metrics.iou_pairs(p, g), iou)
     metrics["thresholds_for_precision"] = buildings_metrics.thresholds_for_precision(curve)
     metrics["pr_curve"] = curve
     outcome = {"preds": preds, "labels": labels, "tp_pred": {m[0] for m in matches},
@@ -173,7 +180,8 @@ def write_png(path: str, outcome: dict, metrics: dict, image=None) -> None:
     draw(outcome["preds"].geometry, lambda i: i in outcome["tp_pred"], "lime", 1.0)
     draw(outcome["preds"].geometry, lambda i: i not in outcome["tp_pred"], "red", 1.2)
     fmt = lambda k: "n/a" if metrics.get(k) is None else f"{metrics[k]:.3f}"
-    ax.set_title(f"AP50 {fmt('ap50')}  P {fmt('precision')}  R {fmt('recall')}  F1 {fmt('f1')}\ngreen: matched prediction, red: false positive, yellow: missed label")
+    ap = ap_name(metrics["iou_threshold"])
+    ax.set_title(f"{ap.upper()} {fmt(ap)}  P {fmt('precision')}  R {fmt('recall')}  F1 {fmt('f1')}\ngreen: matched prediction, red: false positive, yellow: missed label")
     ax.set_aspect("equal")
     ax.tick_params(labelsize=7)
     fig.tight_layout()
@@ -209,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     crs = image[2] if image is not None else labels.estimate_utm_crs()
     if image is not None:  # labels off the image cannot be found: compare within its extent only
         labels = within_extent(labels, image[1], crs)
-    metrics, outcome = evaluate_frames(preds, labels, crs, args.min_confidence)
+    metrics, outcome = evaluate_frames(preds, labels, crs, args.min_confidence, args.iou)
     if free is not None:
         metrics["free_regions"] = false_in_free_regions(preds, free, crs)
     metrics = _json_safe(metrics)

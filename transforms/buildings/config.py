@@ -117,6 +117,8 @@ class BuildingsEvalConfig:
     labels: str = setting(help="label file (GeoJSON, GeoParquet, ...)")
     image: str = setting("", help="GeoTIFF to draw under the overlay (also fixes the CRS)")
     min_confidence: float = setting(0.0, help="ignore predictions below this, in [0, 1]")
+    iou: float = setting(0.5, help="IoU a prediction needs with a label to count as found, in (0, 1] "
+                                 "(0.5: the SpaceNet and Open Buildings convention)")
     free_regions: str = setting("", help="vector file of building-free regions (trees, lawns, "
                                          "shadows, ...): predictions inside them are counted")
     output_json: str = setting("", help="also write the metrics here")
@@ -125,3 +127,4 @@ class BuildingsEvalConfig:
 
     def __post_init__(self):
         check_range(self, "min_confidence", 0.0, 1.0)
+        check_range(self, "iou", 0.0, 1.0, low_open=True)

@@ -160,3 +160,26 @@ def test_with_an_image_only_labels_on_it_are_scored():
                               crs="EPSG:32633")
     kept = buildings_eval.within_extent(labels, (0.0, 100.0, -50.0, 50.0), "EPSG:32633")
     assert list(kept.index) == [0]  # the second straddles the edge: its centroid is off the image
+
+
+def test_buildings_eval_scores_at_the_iou_asked_for(tmp_path, capsys):
+    """--iou: a prediction covering a third of a house is missed at 0.5 and found at 0.1, and the
+    AP key names its IoU; an IoU outside (0, 1] is a one-line error."""
+    import geopandas as gpd
+
+    from tessera.pipelines import buildings_eval
+
+    crs = "EPSG:32633"
+    labels = gpd.GeoDataFrame(geometry=[box(0, 0, 30, 10), box(100, 0, 110, 10)], crs=crs)
+    preds = gpd.GeoDataFrame({"confidence": [0.9, 0.8]}, geometry=[box(0, 0, 10, 10), box(100, 0, 110, 10)],
+                             crs=crs)  # IoU 1/3 with the first house, 1 with the second
+    strict, _ = buildings_eval.evaluate_frames(preds, labels, crs)
+    loose, outcome = buildings_eval.evaluate_frames(preds, labels, crs, iou=0.1)
+    assert (strict["tp"], loose["tp"]) == (1, 2) and outcome["tp_label"] == {0, 1}
+    assert "ap50" in strict and loose["ap10"] == pytest.approx(1.0) and "ap50" not in loose
+    assert loose["pr_curve"][0]["tp"] == 2
+    preds.to_crs(4326).to_file(tmp_path / "p.geojson", driver="GeoJSON")
+    for bad in ("0", "1.5"):
+        assert buildings_eval.main(["--predictions", str(tmp_path), "--labels", str(tmp_path / "p.geojson"),
+                                    "--iou", bad]) == 2
+        assert "--iou" in capsys.readouterr().err
