@@ -69,11 +69,6 @@ def read_labels(path: str):
     return read_vectors(path)
 
 
-def ap_name(iou: float) -> str:
-    """The metrics key of average precision at one IoU: ap50 at 0.5, ap10 at 0.1, ..."""
-    return f"ap{iou * 100:g}"
-
-
 def evaluate_frames(preds, labels, crs, min_confidence: float = 0.0,
                     iou: float = buildings_metrics.IOU_THRESHOLD) -> tuple[dict, dict]:
     """Metrics of prediction/label GeoDataFrames compared in `crs`; also the per-polygon outcome.
@@ -87,7 +82,6 @@ def evaluate_frames(preds, labels, crs, min_confidence: float = 0.0,
     preds = all_preds[all_preds["confidence"] >= min_confidence]
     p, g = list(preds.geometry), list(labels.geometry)
     metrics = buildings_metrics.evaluate(p, list(preds["confidence"]), g, threshold=iou)
-    metrics[ap_name(iou)] = metrics.pop("ap50")  # AP at the IoU asked for, named after it
     matches = buildings_metrics.match_one_to_one(buildings_metrics.iou_pairs(p, g), iou)
     metrics["thresholds_for_precision"] = buildings_metrics.thresholds_for_precision(curve)
     metrics["pr_curve"] = curve
@@ -180,7 +174,7 @@ def write_png(path: str, outcome: dict, metrics: dict, image=None) -> None:
     draw(outcome["preds"].geometry, lambda i: i in outcome["tp_pred"], "lime", 1.0)
     draw(outcome["preds"].geometry, lambda i: i not in outcome["tp_pred"], "red", 1.2)
     fmt = lambda k: "n/a" if metrics.get(k) is None else f"{metrics[k]:.3f}"
-    ap = ap_name(metrics["iou_threshold"])
+    ap = buildings_metrics.ap_key(metrics["iou_threshold"])
     ax.set_title(f"{ap.upper()} {fmt(ap)}  P {fmt('precision')}  R {fmt('recall')}  F1 {fmt('f1')}\ngreen: matched prediction, red: false positive, yellow: missed label")
     ax.set_aspect("equal")
     ax.tick_params(labelsize=7)

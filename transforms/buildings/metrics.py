@@ -100,9 +100,15 @@ def average_precision(preds, confidences, labels, threshold: float = IOU_THRESHO
     return float(np.mean(interp))
 
 
+def ap_key(threshold: float = IOU_THRESHOLD) -> str:
+    """The metrics key of average precision at one IoU: ap50 at 0.5, ap10 at 0.1, ..."""
+    return f"ap{threshold * 100:g}"
+
+
 def evaluate(preds, confidences, labels, threshold: float = IOU_THRESHOLD) -> dict[str, float]:
-    """All instance metrics: ap50, precision, recall, f1 and counts."""
-    out = {"ap50": average_precision(preds, confidences, labels, threshold)}
+    """All instance metrics: AP at `threshold` (keyed `ap_key(threshold)`: ap50 by default),
+    precision, recall, f1 and counts."""
+    out = {ap_key(threshold): average_precision(preds, confidences, labels, threshold)}
     out.update(precision_recall_f1(preds, labels, threshold))
     out.update({"n_predictions": len(preds), "n_labels": len(labels), "iou_threshold": threshold})
     return out
@@ -142,17 +148,12 @@ def thresholds_for_precision(curve: list[dict], targets=PRECISION_TARGETS) -> di
 
 
 def pixel_average_precision(probabilities, is_building) -> float:
-    """Average precision of a probability map as a ranking of building pixels (sum over distinct
-    probabilities of recall gained x precision there; sklearn's definition). It scores the model's
-    pixels apart from how they become instances. NaN when no pixel is a building."""
-    scores = np.asarray(probabilities, dtype=np.float64).ravel()
+    """Average precision of a probability map as a ranking of building pixels (scikit-learn's
+    step-wise definition). It scores the model's pixels apart from how they become instances.
+    NaN when no pixel is a building."""
+    from sklearn.metrics import average_precision_score
+
     truth = np.asarray(is_building, dtype=bool).ravel()
     if not truth.any():
         return float("nan")
-    order = np.argsort(-scores, kind="stable")
-    scores, truth = scores[order], truth[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
-    tp = np.cumsum(truth)[last_of_tie]
-    precision = tp / (last_of_tie + 1)
-    recall_gain = np.diff(np.r_[0, tp]) / truth.sum()
-    return float(np.sum(recall_gain * precision))
+    return float(average_precision_score(truth, np.asarray(probabilities, dtype=np.float64).ravel()))
