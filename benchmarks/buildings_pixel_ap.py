@@ -41,6 +41,9 @@ def tiles_of(split: str, part: str) -> list[tuple[str, str]]:
     if not split:
         return [(image, labels) for _, image, labels, _ in dev_tiles()]
     folder = os.path.join(split, part)
+    if not os.path.isdir(os.path.join(folder, "images")):
+        raise ValueError(f"--split {split!r}: no {part}/images there "
+                         "(write one with `python -m tessera.training.buildings.dev_split --output DIR`)")
     out = []
     for name in sorted(os.listdir(os.path.join(folder, "images"))):
         labels = os.path.join(folder, "labels", name[:-len(".tif")] + ".geojson")
@@ -50,6 +53,8 @@ def tiles_of(split: str, part: str) -> list[tuple[str, str]]:
 
 
 def score(model_path: str, tiles: list[tuple[str, str]]) -> float:
+    if not tiles:
+        raise ValueError("no labelled tiles: run `make real-data` (and check the --split folder)")
     model = unet.load(model_path)
     probs, truth = [], []
     for image, labels in tiles:
@@ -68,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parts = ("west", "east") if args.split else ("dev",)
     report = {}
     for model in args.model:
-        report[model] = {part: round(score(model, tiles_of(args.split, part)), 3) for part in parts}
+        try:
+            report[model] = {part: round(score(model, tiles_of(args.split, part)), 3) for part in parts}
+        except (ValueError, FileNotFoundError) as err:  # a missing split, model or label file
+            print(f"buildings_pixel_ap: {err}", file=sys.stderr)
+            return 2
         print(json.dumps({model: report[model]}), flush=True)
     return 0
 
